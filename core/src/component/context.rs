@@ -1,0 +1,245 @@
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use burn::tensor::Device;
+use indicatif::ProgressBar;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::{Error, Result, progress};
+
+/// The pipeline's stages, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StageKind {
+    Pretrain,
+    Features,
+    Propagate,
+    Select,
+    Train,
+}
+
+impl StageKind {
+    pub const ALL: [StageKind; 5] =
+        [StageKind::Pretrain, StageKind::Features, StageKind::Propagate, StageKind::Select, StageKind::Train];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            StageKind::Pretrain => "pretrain",
+            StageKind::Features => "features",
+            StageKind::Propagate => "propagate",
+            StageKind::Select => "select",
+            StageKind::Train => "train",
+        }
+    }
+}
+
+impl std::fmt::Display for StageKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Appends one JSON object per line to the run's `metrics.jsonl`; shared by all stages of a run.
+#[derive(Clone)]
+pub struct MetricsSink {
+    path: PathBuf,
+    file: Arc<Mutex<File>>,
+}
+
+impl MetricsSink {
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = OpenOptions::new().create(true).append(true).open(path).map_err(|e| Error::io(path, e))?;
+        Ok(MetricsSink { path: path.to_path_buf(), file: Arc::new(Mutex::new(file)) })
+    }
+
+    pub fn write(&self, record: &Value) -> Result<()> {
+        let mut line = serde_json::to_string(record).expect("a JSON value always serialises");
+        line.push('\n');
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        file.write_all(line.as_bytes()).and_then(|_| file.flush()).map_err(|e| Error::io(&self.path, e))
+    }
+}
+
+/// Everything a component gets from the host while it runs one stage: the device, a seeded RNG, its own folder,
+/// checkpoints, metrics and progress bars. Components never invent their own.
+pub struct StageContext {
+    pub stage: StageKind,
+    /// A device that has passed its check; call `.autodiff()` on a clone to train.
+    pub device: Device,
+    /// `cpu`, `wgpu` or `cuda`.
+    pub backend: &'static str,
+    /// The experiment's seed.
+    pub seed: u64,
+    /// Seeded from the experiment's seed and the stage, so stages draw independent streams. Saved and restored with
+    /// every checkpoint.
+    pub rng: ChaCha8Rng,
+    dir: PathBuf,
+    resume: bool,
+    metrics: MetricsSink,
+    summary: Map<String, Value>,
+    checkpoints_saved: u64,
+    stop_after_checkpoints: Option<u64>,
+}
+
+/// What the host keeps beside a component's own checkpoint state.
+#[derive(Serialize, serde::Deserialize)]
+struct CheckpointState<T> {
+    rng: ChaCha8Rng,
+    state: T,
+}
+
+const CHECKPOINT: &str = "checkpoint";
+const CHECKPOINT_NEW: &str = ".checkpoint.new";
+const CHECKPOINT_OLD: &str = ".checkpoint.old";
+const STATE_FILE: &str = "state.json";
+
+impl StageContext {
+    pub fn new(
+        stage: StageKind,
+        device: Device,
+        backend: &'static str,
+        seed: u64,
+        dir: PathBuf,
+        metrics: MetricsSink,
+        resume: bool,
+    ) -> Self {
+        // Mixing the stage into the seed keeps each stage's stream the same when earlier stages are cached.
+        let rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (stage as u64 + 1));
+        StageContext {
+            stage,
+            device,
+            backend,
+            seed,
+            rng,
+            dir,
+            resume,
+            metrics,
+            summary: Map::new(),
+            checkpoints_saved: 0,
+            stop_after_checkpoints: None,
+        }
+    }
+
+    /// Stops the stage with an error right after its `n`-th checkpoint, the way a kill would (a test hook for
+    /// resume; the pipeline sets it from `RELAB_STOP_AFTER_CHECKPOINTS`).
+    pub fn stop_after_checkpoints(&mut self, n: Option<u64>) {
+        self.stop_after_checkpoints = n;
+    }
+
+    /// The stage's own folder: weights and anything else the component wants to keep go here.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn checkpoint_dir(&self) -> PathBuf {
+        self.dir.join(CHECKPOINT)
+    }
+
+    /// Saves a checkpoint atomically: `write_files` fills a fresh folder (model, optimiser, EMA/SWA buffers as
+    /// safetensors or anything else), `state` (epoch, iteration, schedule position, ...) and the stage RNG go into
+    /// its `state.json`, and only then does the folder replace the previous checkpoint.
+    pub fn save_checkpoint<T: Serialize>(
+        &mut self,
+        state: &T,
+        write_files: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<()> {
+        let new = self.dir.join(CHECKPOINT_NEW);
+        let old = self.dir.join(CHECKPOINT_OLD);
+        let current = self.checkpoint_dir();
+        remove_dir(&new)?;
+        fs::create_dir_all(&new).map_err(|e| Error::io(&new, e))?;
+        write_files(&new)?;
+        let record = CheckpointState { rng: self.rng.clone(), state };
+        crate::artifact::atomic::write_json(&new.join(STATE_FILE), &record)?;
+        remove_dir(&old)?;
+        if current.exists() {
+            fs::rename(&current, &old).map_err(|e| Error::io(&current, e))?;
+        }
+        fs::rename(&new, &current).map_err(|e| Error::io(&new, e))?;
+        remove_dir(&old)?;
+        self.checkpoints_saved += 1;
+        tracing::debug!(stage = %self.stage, "checkpoint {} saved", self.checkpoints_saved);
+        if self.stop_after_checkpoints.is_some_and(|n| self.checkpoints_saved >= n) {
+            return Err(Error::stage(
+                self.stage.name(),
+                format!("stopped after {} checkpoints, as RELAB_STOP_AFTER_CHECKPOINTS asked", self.checkpoints_saved),
+            ));
+        }
+        Ok(())
+    }
+
+    /// When the run was started with `--resume` and this stage left a checkpoint, restores the stage RNG and returns
+    /// the saved state with the folder holding the checkpoint's files. Otherwise `None`: start from scratch.
+    pub fn restore_checkpoint<T: DeserializeOwned>(&mut self) -> Result<Option<(T, PathBuf)>> {
+        if !self.resume {
+            return Ok(None);
+        }
+        // A kill between the two renames of `save_checkpoint` leaves only the old folder: it is still whole.
+        let folder = [self.checkpoint_dir(), self.dir.join(CHECKPOINT_OLD)]
+            .into_iter()
+            .find(|d| d.join(STATE_FILE).is_file());
+        let Some(folder) = folder else {
+            tracing::info!(stage = %self.stage, "--resume: no checkpoint in {}, starting this stage from scratch", self.dir.display());
+            return Ok(None);
+        };
+        let path = folder.join(STATE_FILE);
+        let text = fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let record: CheckpointState<T> = serde_json::from_str(&text)
+            .map_err(|e| Error::format(&path, format!("not a checkpoint of this stage: {e}")))?;
+        self.rng = record.rng;
+        tracing::info!(stage = %self.stage, "resuming from {}", folder.display());
+        Ok(Some((record.state, folder)))
+    }
+
+    /// Appends a metrics record (`stage` is added), e.g. `ctx.log(json!({"epoch": 3, "loss": 0.41}))`.
+    pub fn log(&self, record: Value) -> Result<()> {
+        let mut object = match record {
+            Value::Object(map) => map,
+            other => Map::from_iter([("value".to_string(), other)]),
+        };
+        object.insert("stage".into(), Value::from(self.stage.name()));
+        self.metrics.write(&Value::Object(object))
+    }
+
+    /// Sets a headline number for `summary.json` (e.g. `knn_accuracy`, `test_accuracy`).
+    pub fn set_summary(&mut self, key: &str, value: impl Serialize) {
+        let value = serde_json::to_value(value).unwrap_or(Value::Null);
+        self.summary.insert(key.to_string(), value);
+    }
+
+    pub fn take_summary(&mut self) -> Map<String, Value> {
+        std::mem::take(&mut self.summary)
+    }
+
+    /// A progress bar for a long loop of this stage.
+    pub fn progress(&self, len: u64, what: &str) -> ProgressBar {
+        progress::bar(len, format!("{} {what}", self.stage))
+    }
+
+    /// Stops the stage with a clear error when `value` is NaN or infinite; `at` says where (e.g. "epoch 3 step 120").
+    pub fn check_finite(&self, what: &str, value: f64, at: &str) -> Result<()> {
+        if value.is_finite() {
+            return Ok(());
+        }
+        Err(Error::NonFinite {
+            stage: self.stage.name().into(),
+            what: format!("{what} = {value}"),
+            at: at.into(),
+            checkpoint: self.checkpoint_dir(),
+        })
+    }
+}
+
+fn remove_dir(dir: &Path) -> Result<()> {
+    match fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(dir, e)),
+    }
+}

@@ -1,0 +1,16 @@
+//! The four component slots of the method. Each slot is one object-safe trait; plugins implement them.
+//!
+//! burn 0.22 tensors and modules carry no backend type parameter (the backend is the runtime
+//! [`burn::tensor::Device`] in [`StageContext`]), so these traits need no generics and can be boxed.
+
+mod context;
+mod learner;
+mod propagator;
+mod selector;
+mod ssl_method;
+
+pub use context::{MetricsSink, StageContext, StageKind};
+pub use learner::SemiSupervisedLearner;
+pub use propagator::Propagator;
+pub use selector::Selector;
+pub use ssl_method::{Encoder, SslMethod};

@@ -1,0 +1,27 @@
+use std::path::Path;
+
+use super::StageContext;
+use crate::Result;
+use crate::artifact::Features;
+use crate::data::{Dataset, ImageSet};
+
+/// Phase 1: learn an encoder from the training images alone (labels of the dataset must not be used for training;
+/// they may be used for monitoring, e.g. a kNN accuracy on the test split).
+pub trait SslMethod: Send {
+    fn pretrain(&mut self, ctx: &mut StageContext, data: &Dataset) -> Result<Box<dyn Encoder>>;
+
+    /// Rebuilds the encoder this method saved into `dir` (the stage folder of a finished, cached pretrain stage).
+    fn load_encoder(&self, ctx: &mut StageContext, dir: &Path) -> Result<Box<dyn Encoder>>;
+}
+
+/// What phase 1 produces: a function from images to feature vectors, able to save itself.
+pub trait Encoder: Send + Sync {
+    /// Length of one feature vector.
+    fn feature_dim(&self) -> usize;
+
+    /// Features of every image of `images`, in order, computed in evaluation mode.
+    fn extract(&self, ctx: &mut StageContext, images: &ImageSet) -> Result<Features>;
+
+    /// Writes the weights (safetensors) and a JSON description of the architecture into `dir`.
+    fn save(&self, dir: &Path) -> Result<()>;
+}

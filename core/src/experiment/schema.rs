@@ -1,0 +1,120 @@
+//! The typed form of an experiment file, after `extends:` merging, `--set` overrides and sweep expansion.
+//! Every struct denies unknown fields; plugin parameters are checked by the plugin's own parameter struct.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// One resolved experiment: what `relab run` executes and writes back as `config.yaml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// A name for the run (defaults to the file name).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Seed of every random choice: seed labels, initialisation, augmentation, batch order.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    #[serde(default)]
+    pub backend: BackendChoice,
+    /// Index of the GPU for `wgpu`/`cuda`.
+    #[serde(default)]
+    pub device: usize,
+    pub dataset: DatasetConfig,
+    #[serde(default)]
+    pub stages: Stages,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    /// burn's pure-Rust CPU backend (flex): the default, and what CI runs.
+    #[default]
+    Cpu,
+    Wgpu,
+    Cuda,
+    /// cuda, then wgpu, then cpu: the first one compiled in that answers a check.
+    Auto,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetConfig {
+    /// `fashion-mnist`, `mnist`, `cifar10`, `cifar100` or `miniimagenet`.
+    pub name: String,
+    /// Folder holding the dataset's files; else `$RELAB_DATA/<name>`, `~/.cache/relab/<name>` and the Debian path.
+    #[serde(default)]
+    pub root: Option<PathBuf>,
+    /// Balanced random seed labels: this many per class, drawn under the experiment's seed.
+    #[serde(default)]
+    pub labels_per_class: Option<usize>,
+    /// Seed indices from a file instead (`.npy`, i64, indices into the training set).
+    #[serde(default)]
+    pub seeds: Option<PathBuf>,
+    /// Channels fed to networks: grey datasets can be repeated to 3; colour datasets must stay 3.
+    #[serde(default)]
+    pub channels: Option<usize>,
+    /// Zero-pad images to this square size (Fashion-MNIST to 32 for CIFAR-shaped networks).
+    #[serde(default)]
+    pub pad_to: Option<usize>,
+    /// Use only the first N training images (quick runs and tests); indices then refer to this prefix.
+    #[serde(default)]
+    pub train_limit: Option<usize>,
+    /// Use only the first N test images.
+    #[serde(default)]
+    pub test_limit: Option<usize>,
+}
+
+/// The pipeline's stages, run in this order; any may be omitted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Stages {
+    #[serde(default)]
+    pub pretrain: Option<PluginStage>,
+    #[serde(default)]
+    pub features: Option<FeaturesStage>,
+    #[serde(default)]
+    pub propagate: Option<PluginStage>,
+    #[serde(default)]
+    pub select: Option<PluginStage>,
+    #[serde(default)]
+    pub train: Option<PluginStage>,
+}
+
+/// A stage run by a plugin, or supplied as a file with `from:`. Every key besides `plugin` and `from` is a
+/// parameter of the plugin, validated by its own parameter struct.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct PluginStage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
+    /// The stage's artifact from elsewhere: a stage folder, an `.npy` file, or an original ReLaB `.npz` file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<PathBuf>,
+    #[serde(flatten)]
+    pub params: serde_yaml::Mapping,
+}
+
+/// The features stage is the host's own: an encoder's output, raw pixels, or a file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FeaturesStage {
+    #[serde(default)]
+    pub source: FeatureSource,
+    /// An `.npy` file (f32 or f64, N × D) to use as features instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FeatureSource {
+    /// The pretrain stage's encoder.
+    #[default]
+    Encoder,
+    /// Raw pixels, normalised with the dataset's statistics and flattened (the no-SSL baseline).
+    Pixels,
+}

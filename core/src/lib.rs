@@ -1,0 +1,23 @@
+//! relab-core: the host of the relab pipeline.
+//!
+//! The four component slots ([`component`]), the plugin [`registry`], YAML [`experiment`]s, the staged
+//! [`pipeline`] with content-hash caching, datasets ([`data`]), artifacts ([`artifact`]) and the backend choice
+//! ([`device`]). Plugins depend on this crate; this crate never names a plugin.
+
+pub mod artifact;
+pub mod component;
+pub mod data;
+pub mod device;
+pub mod error;
+pub mod experiment;
+pub mod nn;
+pub mod pipeline;
+pub mod progress;
+pub mod registry;
+pub mod report;
+pub mod train;
+pub use error::{Error, Result};
+/// Re-exported so that plugins build against exactly the host's burn.
+pub use burn;
+/// Re-exported so that `submit_plugin!` works in plugin crates without their own dependency on it.
+pub use inventory;

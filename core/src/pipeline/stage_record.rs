@@ -1,0 +1,46 @@
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::artifact::atomic;
+use crate::component::StageKind;
+use crate::{Error, Result};
+
+/// `stage.json` in every stage folder: which inputs produced it and whether it finished. A folder whose record is
+/// not `complete` is never reused (only resumed, with `--resume`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageRecord {
+    pub stage: StageKind,
+    /// Hash of the stage's parameters, the dataset, the seed and the hashes of its inputs.
+    pub hash: String,
+    /// The plugin that ran (absent for the host's own features stage and for `from:` inputs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
+    /// The parameters it ran with (the stage's YAML mapping).
+    #[serde(default)]
+    pub params: Value,
+    pub complete: bool,
+    #[serde(default)]
+    pub seconds: f64,
+    /// Headline numbers the stage reported (merged into the run's `summary.json`).
+    #[serde(default)]
+    pub summary: Map<String, Value>,
+}
+
+pub const RECORD_FILE: &str = "stage.json";
+
+impl StageRecord {
+    pub fn read(dir: &Path) -> Result<Option<Self>> {
+        let path = dir.join(RECORD_FILE);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        serde_json::from_str(&text).map(Some).map_err(|e| Error::format(&path, format!("not a stage record: {e}")))
+    }
+
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        atomic::write_json(&dir.join(RECORD_FILE), self)
+    }
+}

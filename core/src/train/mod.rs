@@ -1,0 +1,1 @@
+//! Shared training parts: losses, mixup, EMA/SWA, schedules, metrics, the kNN monitor.

@@ -1,0 +1,72 @@
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use relab_core::experiment;
+use relab_core::pipeline::{self, RunOptions, StageCache};
+use relab_core::registry::Registry;
+use serde_json::Value;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The experiment file (YAML).
+    experiment: PathBuf,
+    /// Run folder (default `runs/<name>`); a sweep puts one sub-folder per grid point in it.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Override a value: `--set stages.propagate.k=50` (the value is YAML). Repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Continue interrupted stages from their last checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Do not reuse or store finished stages in the shared stage cache (the run folder itself is still reused).
+    #[arg(long)]
+    no_cache: bool,
+    /// The shared stage cache (default `$RELAB_CACHE`, else `~/.cache/relab/stages`).
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let registry = Registry::with_static()?;
+    let runs = experiment::load(&args.experiment, &args.set, &registry)?;
+    let name = runs[0].experiment.name.clone().unwrap_or_else(|| "run".into());
+    let base = args.out.unwrap_or_else(|| PathBuf::from("runs").join(&name));
+    let cache = if args.no_cache { None } else { args.cache_dir.or_else(pipeline::default_cache_dir) };
+    let stop_after_checkpoints = std::env::var("RELAB_STOP_AFTER_CHECKPOINTS").ok().and_then(|v| v.parse().ok());
+    let sweep = runs.len() > 1;
+    for resolved in &runs {
+        let out = if sweep { base.join(&resolved.folder) } else { base.clone() };
+        if sweep {
+            tracing::info!("sweep point {}", resolved.label);
+        }
+        let opts = RunOptions {
+            out: out.clone(),
+            resume: args.resume,
+            cache: cache.clone().map(StageCache::new),
+            stop_after_checkpoints,
+        };
+        let outcome = pipeline::run(resolved, &registry, &opts)
+            .with_context(|| format!("run {name} {} failed (its folder: {})", resolved.label, out.display()))?;
+        println!("{}", headline(&outcome.dir, &outcome.summary));
+    }
+    Ok(())
+}
+
+/// The numbers a researcher looks at first, one per line.
+fn headline(dir: &std::path::Path, summary: &serde_json::Map<String, Value>) -> String {
+    let mut lines = vec![format!("run folder: {}", dir.display())];
+    let pct = |v: &Value| v.as_f64().map(|x| format!("{:.2}%", 100.0 * x));
+    for key in ["knn_accuracy", "propagation_accuracy", "subset_precision"] {
+        if let Some(v) = summary.get(key).and_then(pct) {
+            lines.push(format!("{key}: {v}"));
+        }
+    }
+    if let Some(Value::Object(acc)) = summary.get("test_accuracy") {
+        let parts: Vec<String> =
+            acc.iter().filter_map(|(k, v)| pct(v).map(|p| format!("{k} {p}"))).collect();
+        lines.push(format!("test_accuracy: {}", parts.join(", ")));
+    }
+    lines.join("\n")
+}

@@ -1,0 +1,5 @@
+//! The `relab` command: one binary that links the host and every compiled-in plugin.
+
+pub mod cli;
+
+include!(concat!(env!("OUT_DIR"), "/plugins.rs"));

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    relab::cli::main(std::env::args_os())
+}
