@@ -179,3 +179,28 @@ fn pixel_features_need_no_pretrain_stage() {
     assert_eq!(shape, vec![2000, 784]);
     assert!(out.summary["propagation_accuracy"].as_f64().unwrap() > 0.4);
 }
+
+#[test]
+fn stages_can_be_fed_from_the_original_relabs_files() {
+    require_fashion_mnist();
+    let tmp = tempfile::tempdir().unwrap();
+    let first = tmp.path().join("first");
+    run_in_process(&first, None, &[], false, None).unwrap();
+    let labels = first.join("propagate/labels_relab.npz");
+    let subset = first.join("select/subset_relab.npz");
+    let second = tmp.path().join("second");
+    let overrides = [
+        format!("stages.propagate={{from: {}}}", labels.display()),
+        format!("stages.select={{from: {}}}", subset.display()),
+    ];
+    let overrides: Vec<&str> = overrides.iter().map(String::as_str).collect();
+    let out = run_in_process(&second, None, &overrides, false, None).unwrap();
+    assert_eq!(read_i64(&second.join("propagate/labels.npy")), read_i64(&first.join("propagate/labels.npy")));
+    // The original's subset file is class-major; relab's own order is the selector's, so compare as sets.
+    let mut a = read_i64(&second.join("select/subset.npy"));
+    let mut b = read_i64(&first.join("select/subset.npy"));
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
+    assert!(out.summary["subset_precision"].as_f64().unwrap() > 0.4);
+}

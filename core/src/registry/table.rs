@@ -86,3 +86,106 @@ impl Registry {
         self.entries.values().filter(|(e, _)| e.name == name).map(|(e, o)| (e, o)).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+    use crate::artifact::{Features, LabeledSet, Propagation};
+    use crate::component::{Propagator, StageContext};
+    use crate::registry::{ParamError, PluginInfo, PluginParams};
+
+    #[derive(Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    struct KParams {
+        k: usize,
+    }
+
+    impl Default for KParams {
+        fn default() -> Self {
+            KParams { k: 200 }
+        }
+    }
+
+    impl PluginParams for KParams {
+        fn help() -> &'static [(&'static str, &'static str)] {
+            &[("k", "neighbours")]
+        }
+    }
+
+    struct Uniform;
+
+    impl PluginInfo for Uniform {
+        const NAME: &'static str = "uniform";
+        const SUMMARY: &'static str = "every class equally likely";
+        type Params = KParams;
+        fn from_params(p: KParams) -> Result<Self, ParamError> {
+            if p.k == 0 {
+                return Err(ParamError { path: vec!["k".into()], message: "must be > 0".into(), known_keys: vec![] });
+            }
+            Ok(Uniform)
+        }
+    }
+
+    impl Propagator for Uniform {
+        fn propagate(&mut self, _: &mut StageContext, f: &Features, _: &LabeledSet, c: usize) -> Result<Propagation> {
+            Ok(Propagation::from_scores(c, vec![1.0; f.rows * c]))
+        }
+    }
+
+    crate::submit_plugin!(propagate, Uniform);
+
+    fn origin() -> Origin {
+        Origin::Static { crate_name: "test" }
+    }
+
+    #[test]
+    fn static_entries_are_collected() {
+        let registry = Registry::with_static().unwrap();
+        let entry = registry.get(Slot::Propagate, "uniform").unwrap();
+        assert_eq!(entry.slot(), Slot::Propagate);
+        assert_eq!(entry.summary, "every class equally likely");
+        assert_eq!(registry.names(Slot::Propagate), vec!["uniform"]);
+        let origins: Vec<String> = registry.iter().map(|(_, o)| o.to_string()).collect();
+        assert_eq!(origins, vec!["static (relab-core)"]);
+    }
+
+    #[test]
+    fn a_name_clash_is_refused_naming_both_origins() {
+        let mut registry = Registry::default();
+        registry.add(PluginEntry::propagate::<Uniform>("1"), origin()).unwrap();
+        let err = registry.add(PluginEntry::propagate::<Uniform>("2"), Origin::Static { crate_name: "other" });
+        let msg = err.unwrap_err().to_string();
+        assert!(msg.contains("registered twice") && msg.contains("(test)") && msg.contains("(other)"), "{msg}");
+    }
+
+    #[test]
+    fn an_unknown_name_lists_the_known_ones_and_a_wrong_slot_says_which() {
+        let mut registry = Registry::default();
+        registry.add(PluginEntry::propagate::<Uniform>("1"), origin()).unwrap();
+        let msg = registry.get(Slot::Propagate, "unifrom").unwrap_err().to_string();
+        assert!(msg.contains("unknown propagator `unifrom`") && msg.contains("known: uniform"), "{msg}");
+        let msg = registry.get(Slot::Select, "uniform").unwrap_err().to_string();
+        assert!(msg.contains("is a propagator for stage `propagate`"), "{msg}");
+        assert!(msg.contains("no plugin of this kind is registered"), "{msg}");
+    }
+
+    #[test]
+    fn parameters_are_checked_by_the_plugins_own_struct() {
+        let entry = PluginEntry::propagate::<Uniform>("1");
+        let ok: serde_yaml::Value = serde_yaml::from_str("k: 5").unwrap();
+        assert!((entry.validate)(&ok).is_ok());
+        assert!((entry.validate)(&serde_yaml::Value::Null).is_ok(), "no parameters: every default");
+        let typo: serde_yaml::Value = serde_yaml::from_str("kk: 5").unwrap();
+        let err = (entry.validate)(&typo).unwrap_err();
+        assert_eq!(err.path, vec!["kk"]);
+        assert_eq!(err.known_keys, vec!["k"]);
+        let wrong: serde_yaml::Value = serde_yaml::from_str("k: many").unwrap();
+        assert_eq!((entry.validate)(&wrong).unwrap_err().path, vec!["k"]);
+        let zero: serde_yaml::Value = serde_yaml::from_str("k: 0").unwrap();
+        assert_eq!((entry.validate)(&zero).unwrap_err().message, "must be > 0");
+        let docs = (entry.describe)();
+        assert_eq!((docs[0].name.as_str(), docs[0].default.as_str(), docs[0].help.as_str()), ("k", "200", "neighbours"));
+    }
+}
