@@ -50,24 +50,14 @@ pub fn check(name: Option<&str>, root: Option<&Path>) -> Vec<DatasetCheck> {
 
 fn check_one(name: &str, root: Option<&Path>) -> DatasetCheck {
     if let Err(e) = locate::check_known(name) {
-        return DatasetCheck {
-            name: name.to_string(),
-            looked: Vec::new(),
-            outcome: Outcome::Failed(e.to_string()),
-        };
+        return DatasetCheck { name: name.to_string(), looked: Vec::new(), outcome: Outcome::Failed(e.to_string()) };
     }
     let looked = locate::search_paths(name, root);
     let outcome = match looked.iter().find_map(|p| locate::probe(name, p)) {
-        None => Outcome::Missing {
-            how_to_get: locate::how_to_get(name),
-        },
+        None => Outcome::Missing { how_to_get: locate::how_to_get(name) },
         Some(found) => inspect(&found).map_or_else(Outcome::Failed, Outcome::Found),
     };
-    DatasetCheck {
-        name: name.to_string(),
-        looked,
-        outcome,
-    }
+    DatasetCheck { name: name.to_string(), looked, outcome }
 }
 
 fn inspect(found: &Found) -> Result<CheckFound, String> {
@@ -76,17 +66,10 @@ fn inspect(found: &Found) -> Result<CheckFound, String> {
     if let Found::MiniImageNet(d) = found {
         let entries = miniimagenet::read_entries(d).map_err(|e| e.to_string())?;
         let images = d.join("images");
-        let missing: Vec<&str> = entries
-            .iter()
-            .map(|e| e.filename.as_str())
-            .filter(|f| !images.join(f).is_file())
-            .collect();
+        let missing: Vec<&str> =
+            entries.iter().map(|e| e.filename.as_str()).filter(|f| !images.join(f).is_file()).collect();
         if let Some(first) = missing.first() {
-            return Err(format!(
-                "{} listed images are missing from {}, e.g. {first}",
-                missing.len(),
-                images.display()
-            ));
+            return Err(format!("{} listed images are missing from {}, e.g. {first}", missing.len(), images.display()));
         }
         let (train, test) = miniimagenet::split(entries.len());
         let mut classes: Vec<&str> = entries.iter().map(|e| e.label.as_str()).collect();
@@ -114,11 +97,7 @@ fn inspect(found: &Found) -> Result<CheckFound, String> {
 
 impl fmt::Display for DatasetCheck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let looked: Vec<String> = self
-            .looked
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect();
+        let looked: Vec<String> = self.looked.iter().map(|p| p.display().to_string()).collect();
         match &self.outcome {
             Outcome::Found(c) => {
                 write!(
@@ -136,17 +115,9 @@ impl fmt::Display for DatasetCheck {
                 writeln!(f, ", {} classes", c.classes)
             }
             Outcome::Missing { how_to_get } => {
-                writeln!(
-                    f,
-                    "{}: not found (searched {})",
-                    self.name,
-                    looked.join(", ")
-                )?;
+                writeln!(f, "{}: not found (searched {})", self.name, looked.join(", "))?;
                 writeln!(f, "  {how_to_get}")?;
-                writeln!(
-                    f,
-                    "  Then put them in one of those folders, or point $RELAB_DATA or `dataset.root` at them."
-                )
+                writeln!(f, "  Then put them in one of those folders, or point $RELAB_DATA or `dataset.root` at them.")
             }
             Outcome::Failed(e) => {
                 writeln!(f, "{}: error: {}", self.name, e.replace('\n', "\n  "))?;
@@ -169,44 +140,24 @@ mod tests {
         super::super::mnist::tests::write_tiny(dir.path(), 4, 2, false);
         let r = check(Some("mnist"), Some(dir.path()));
         assert_eq!(r.len(), 1);
-        let Outcome::Found(found) = &r[0].outcome else {
-            panic!("{}", r[0])
-        };
-        assert_eq!(
-            (
-                found.train,
-                found.test,
-                found.classes,
-                found.format.as_str()
-            ),
-            (4, 2, 10, "IDX files")
-        );
+        let Outcome::Found(found) = &r[0].outcome else { panic!("{}", r[0]) };
+        assert_eq!((found.train, found.test, found.classes, found.format.as_str()), (4, 2, 10, "IDX files"));
         let text = r[0].to_string();
         assert!(text.starts_with("mnist: IDX files in"), "{text}");
-        assert!(
-            text.contains("4 train + 2 test images of 1×2×3, 10 classes"),
-            "{text}"
-        );
+        assert!(text.contains("4 train + 2 test images of 1×2×3, 10 classes"), "{text}");
 
         let r = check(Some("cifar100"), Some(dir.path()));
         let text = r[0].to_string();
         assert!(matches!(r[0].outcome, Outcome::Missing { .. }));
         assert!(
-            text.starts_with("cifar100: not found (searched ")
-                && text.contains("cifar-100-python.tar.gz"),
+            text.starts_with("cifar100: not found (searched ") && text.contains("cifar-100-python.tar.gz"),
             "{text}"
         );
 
         let all = check(None, Some(dir.path()));
-        assert_eq!(
-            all.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
-            KNOWN_DATASETS.to_vec()
-        );
+        assert_eq!(all.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), KNOWN_DATASETS.to_vec());
         // Both IDX datasets share a format, so this folder satisfies both names.
-        assert!(
-            matches!(all[0].outcome, Outcome::Found(_))
-                && matches!(all[1].outcome, Outcome::Found(_))
-        );
+        assert!(matches!(all[0].outcome, Outcome::Found(_)) && matches!(all[1].outcome, Outcome::Found(_)));
     }
 
     #[test]
@@ -215,11 +166,7 @@ mod tests {
         super::super::mnist::tests::write_tiny(dir.path(), 4, 2, false);
         std::fs::write(dir.path().join("t10k-images-idx3-ubyte"), b"\0\0\x08\x03").unwrap();
         let r = check(Some("mnist"), Some(dir.path()));
-        assert!(
-            matches!(&r[0].outcome, Outcome::Failed(e) if e.contains("t10k-images-idx3-ubyte")),
-            "{}",
-            r[0]
-        );
+        assert!(matches!(&r[0].outcome, Outcome::Failed(e) if e.contains("t10k-images-idx3-ubyte")), "{}", r[0]);
         assert!(r[0].to_string().starts_with("mnist: error: "), "{}", r[0]);
         let r = check(Some("imagenet"), None);
         assert!(r[0].looked.is_empty());
@@ -231,16 +178,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         super::super::miniimagenet::tests::write_tiny(dir.path(), &["a", "b", "c"], 2);
         let r = check(Some("miniimagenet"), Some(dir.path()));
-        let Outcome::Found(found) = &r[0].outcome else {
-            panic!("{}", r[0])
-        };
+        let Outcome::Found(found) = &r[0].outcome else { panic!("{}", r[0]) };
         assert_eq!((found.train, found.test, found.classes), (5, 1, 3));
         std::fs::remove_file(dir.path().join("images/b00000001.png")).unwrap();
         let r = check(Some("miniimagenet"), Some(dir.path()));
-        assert!(
-            matches!(&r[0].outcome, Outcome::Failed(e) if e.contains("b00000001.png")),
-            "{}",
-            r[0]
-        );
+        assert!(matches!(&r[0].outcome, Outcome::Failed(e) if e.contains("b00000001.png")), "{}", r[0]);
     }
 }

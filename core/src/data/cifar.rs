@@ -16,18 +16,8 @@ pub const CIFAR100_STD: [f32; 3] = [0.2675, 0.2565, 0.2761];
 const IMAGE_BYTES: usize = 3 * 32 * 32;
 
 /// Used when the archive's own names file is absent (names are cosmetic; indices are what matter).
-pub const CIFAR10_CLASSES: [&str; 10] = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-];
+pub const CIFAR10_CLASSES: [&str; 10] =
+    ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
 
 /// CIFAR-100's fine labels are numbered in alphabetical order of these names.
 pub const CIFAR100_CLASSES: [&str; 100] = [
@@ -181,16 +171,11 @@ impl CifarKind {
 
     /// (training files in order, test file) for each format.
     fn files(self, format: CifarFormat) -> (Vec<String>, String) {
-        let ext = if format == CifarFormat::Binary {
-            ".bin"
-        } else {
-            ""
-        };
+        let ext = if format == CifarFormat::Binary { ".bin" } else { "" };
         match self {
-            CifarKind::Cifar10 => (
-                (1..=5).map(|i| format!("data_batch_{i}{ext}")).collect(),
-                format!("test_batch{ext}"),
-            ),
+            CifarKind::Cifar10 => {
+                ((1..=5).map(|i| format!("data_batch_{i}{ext}")).collect(), format!("test_batch{ext}"))
+            }
             CifarKind::Cifar100 => (vec![format!("train{ext}")], format!("test{ext}")),
         }
     }
@@ -238,15 +223,13 @@ impl CifarKind {
 
 /// The archive under `root` (in its official sub-folder, or unpacked straight into `root`), python format first.
 pub fn find_files(root: &Path, kind: CifarKind) -> Option<CifarFiles> {
-    [CifarFormat::Python, CifarFormat::Binary]
-        .into_iter()
-        .find_map(|format| {
-            let (train, test) = kind.files(format);
-            [root.join(kind.folder(format)), root.to_path_buf()]
-                .into_iter()
-                .find(|dir| train.iter().chain([&test]).all(|f| dir.join(f).is_file()))
-                .map(|dir| CifarFiles { kind, format, dir })
-        })
+    [CifarFormat::Python, CifarFormat::Binary].into_iter().find_map(|format| {
+        let (train, test) = kind.files(format);
+        [root.join(kind.folder(format)), root.to_path_buf()]
+            .into_iter()
+            .find(|dir| train.iter().chain([&test]).all(|f| dir.join(f).is_file()))
+            .map(|dir| CifarFiles { kind, format, dir })
+    })
 }
 
 pub fn read(files: &CifarFiles) -> Result<Dataset> {
@@ -259,21 +242,11 @@ pub fn read(files: &CifarFiles) -> Result<Dataset> {
             CifarFormat::Binary => read_binary(&path, kind),
         }
     };
-    let mut train = ImageSet {
-        channels: 3,
-        height: 32,
-        width: 32,
-        pixels: Vec::new(),
-        labels: Some(Vec::new()),
-    };
+    let mut train = ImageSet { channels: 3, height: 32, width: 32, pixels: Vec::new(), labels: Some(Vec::new()) };
     for name in &train_names {
         let part = read_one(name)?;
         train.pixels.extend_from_slice(&part.pixels);
-        train
-            .labels
-            .as_mut()
-            .expect("labelled")
-            .extend(part.labels.expect("labelled"));
+        train.labels.as_mut().expect("labelled").extend(part.labels.expect("labelled"));
     }
     let test = read_one(&test_name)?;
     let (mean, std) = kind.stats();
@@ -292,15 +265,10 @@ fn read_pickle(path: &Path, kind: CifarKind) -> Result<ImageSet> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let fmt = |m: String| Error::format(path, m);
     let root = pickle::parse(&bytes).map_err(|m| fmt(format!("not a readable pickle: {m}")))?;
-    let data = root
-        .get("data")
-        .ok_or_else(|| fmt("pickle has no `data` entry".into()))?;
+    let data = root.get("data").ok_or_else(|| fmt("pickle has no `data` entry".into()))?;
     let array = data.as_ndarray().map_err(|m| fmt(format!("`data`: {m}")))?;
     if !array.dtype.ends_with("u1") {
-        return Err(fmt(format!(
-            "`data` has dtype {}, expected uint8",
-            array.dtype
-        )));
+        return Err(fmt(format!("`data` has dtype {}, expected uint8", array.dtype)));
     }
     let n = array.shape.first().copied().unwrap_or(0);
     let per_image: usize = array.shape.iter().skip(1).product();
@@ -308,11 +276,7 @@ fn read_pickle(path: &Path, kind: CifarKind) -> Result<ImageSet> {
         return Err(fmt(format!(
             "`data` has shape {:?}{}, expected N×3072 in C order",
             array.shape,
-            if array.fortran_order {
-                " (Fortran order)"
-            } else {
-                ""
-            }
+            if array.fortran_order { " (Fortran order)" } else { "" }
         )));
     }
     let key = kind.label_key();
@@ -324,13 +288,7 @@ fn read_pickle(path: &Path, kind: CifarKind) -> Result<ImageSet> {
     let labels = check_labels(path, labels, n, kind.num_classes())?;
     drop(root);
     let pixels = std::rc::Rc::try_unwrap(array.data).unwrap_or_else(|rc| (*rc).clone());
-    Ok(ImageSet {
-        channels: 3,
-        height: 32,
-        width: 32,
-        pixels,
-        labels: Some(labels),
-    })
+    Ok(ImageSet { channels: 3, height: 32, width: 32, pixels, labels: Some(labels) })
 }
 
 fn read_binary(path: &Path, kind: CifarKind) -> Result<ImageSet> {
@@ -339,10 +297,7 @@ fn read_binary(path: &Path, kind: CifarKind) -> Result<ImageSet> {
     if bytes.is_empty() || bytes.len() % rec != 0 {
         return Err(Error::format(
             path,
-            format!(
-                "{} bytes is not a whole number of {rec}-byte records (truncated or not CIFAR)",
-                bytes.len()
-            ),
+            format!("{} bytes is not a whole number of {rec}-byte records (truncated or not CIFAR)", bytes.len()),
         ));
     }
     let n = bytes.len() / rec;
@@ -354,21 +309,12 @@ fn read_binary(path: &Path, kind: CifarKind) -> Result<ImageSet> {
         pixels.extend_from_slice(&r[rec - IMAGE_BYTES..]);
     }
     let labels = check_labels(path, labels, n, kind.num_classes())?;
-    Ok(ImageSet {
-        channels: 3,
-        height: 32,
-        width: 32,
-        pixels,
-        labels: Some(labels),
-    })
+    Ok(ImageSet { channels: 3, height: 32, width: 32, pixels, labels: Some(labels) })
 }
 
 fn check_labels(path: &Path, labels: Vec<i64>, n: usize, classes: usize) -> Result<Vec<u32>> {
     if labels.len() != n {
-        return Err(Error::format(
-            path,
-            format!("{} labels for {n} images", labels.len()),
-        ));
+        return Err(Error::format(path, format!("{} labels for {n} images", labels.len())));
     }
     labels
         .into_iter()
@@ -377,12 +323,7 @@ fn check_labels(path: &Path, labels: Vec<i64>, n: usize, classes: usize) -> Resu
             u32::try_from(l)
                 .ok()
                 .filter(|&l| (l as usize) < classes)
-                .ok_or_else(|| {
-                    Error::format(
-                        path,
-                        format!("label {l} of image {i} is not a class 0..{}", classes - 1),
-                    )
-                })
+                .ok_or_else(|| Error::format(path, format!("label {l} of image {i} is not a class 0..{}", classes - 1)))
         })
         .collect()
 }
@@ -404,27 +345,18 @@ fn read_names(files: &CifarFiles) -> Result<Vec<String>> {
             .collect(),
         CifarFormat::Python => {
             let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-            let meta = pickle::parse(&bytes)
-                .map_err(|m| Error::format(&path, format!("not a readable pickle: {m}")))?;
+            let meta =
+                pickle::parse(&bytes).map_err(|m| Error::format(&path, format!("not a readable pickle: {m}")))?;
             meta.get(key)
                 .and_then(|v| v.as_items())
-                .and_then(|items| {
-                    items
-                        .iter()
-                        .map(|n| n.as_text())
-                        .collect::<Option<Vec<_>>>()
-                })
+                .and_then(|items| items.iter().map(|n| n.as_text()).collect::<Option<Vec<_>>>())
                 .ok_or_else(|| Error::format(&path, format!("no `{key}` list of names")))?
         }
     };
     if names.len() != files.kind.num_classes() {
         return Err(Error::format(
             &path,
-            format!(
-                "{} class names, expected {}",
-                names.len(),
-                files.kind.num_classes()
-            ),
+            format!("{} class names, expected {}", names.len(), files.kind.num_classes()),
         ));
     }
     Ok(names)
@@ -450,24 +382,11 @@ pub(crate) mod tests {
         let dir = root.join("cifar-10-batches-py");
         std::fs::create_dir_all(&dir).unwrap();
         for b in 0..6 {
-            let ids: Vec<usize> = (0..per_batch)
-                .map(|i| if b < 5 { b * per_batch + i } else { i })
-                .collect();
-            let data: Vec<u8> = ids
-                .iter()
-                .flat_map(|&g| image(if b < 5 { g as u8 } else { 200 + g as u8 }))
-                .collect();
+            let ids: Vec<usize> = (0..per_batch).map(|i| if b < 5 { b * per_batch + i } else { i }).collect();
+            let data: Vec<u8> = ids.iter().flat_map(|&g| image(if b < 5 { g as u8 } else { 200 + g as u8 })).collect();
             let labels: Vec<u8> = ids.iter().map(|&g| (g % 10) as u8).collect();
-            let name = if b < 5 {
-                format!("data_batch_{}", b + 1)
-            } else {
-                "test_batch".into()
-            };
-            std::fs::write(
-                dir.join(name),
-                py2_cifar_pickle(&data, per_batch, "labels", &labels),
-            )
-            .unwrap();
+            let name = if b < 5 { format!("data_batch_{}", b + 1) } else { "test_batch".into() };
+            std::fs::write(dir.join(name), py2_cifar_pickle(&data, per_batch, "labels", &labels)).unwrap();
         }
     }
 
@@ -481,18 +400,10 @@ pub(crate) mod tests {
                 bytes.push((g % 10) as u8);
                 bytes.extend(image(if b < 5 { g as u8 } else { 200 + g as u8 }));
             }
-            let name = if b < 5 {
-                format!("data_batch_{}.bin", b + 1)
-            } else {
-                "test_batch.bin".into()
-            };
+            let name = if b < 5 { format!("data_batch_{}.bin", b + 1) } else { "test_batch.bin".into() };
             std::fs::write(dir.join(name), bytes).unwrap();
         }
-        std::fs::write(
-            dir.join("batches.meta.txt"),
-            CIFAR10_CLASSES.join("\n") + "\n\n",
-        )
-        .unwrap();
+        std::fs::write(dir.join("batches.meta.txt"), CIFAR10_CLASSES.join("\n") + "\n\n").unwrap();
     }
 
     fn check_cifar10(d: &Dataset, per_batch: usize) {
@@ -500,11 +411,7 @@ pub(crate) mod tests {
         assert_eq!((d.train.len(), d.test.len()), (5 * per_batch, per_batch));
         let labels = d.train.labels.as_ref().unwrap();
         for (g, &label) in labels.iter().enumerate() {
-            assert_eq!(
-                d.train.image(g),
-                image(g as u8).as_slice(),
-                "train image {g}"
-            );
+            assert_eq!(d.train.image(g), image(g as u8).as_slice(), "train image {g}");
             assert_eq!(label, (g % 10) as u32);
         }
         assert_eq!(d.test.image(1), image(201).as_slice());
@@ -532,10 +439,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_cifar10_binary(dir.path(), 2);
         write_cifar10_python(dir.path(), 2);
-        assert_eq!(
-            find_files(dir.path(), CifarKind::Cifar10).unwrap().format,
-            CifarFormat::Python
-        );
+        assert_eq!(find_files(dir.path(), CifarKind::Cifar10).unwrap().format, CifarFormat::Python);
     }
 
     #[test]
@@ -544,11 +448,8 @@ pub(crate) mod tests {
         write_cifar10_python(dir.path(), 1);
         let names: Vec<String> = (0..10).map(|i| format!("c{i}")).collect();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        std::fs::write(
-            dir.path().join("cifar-10-batches-py/batches.meta"),
-            py2_names_pickle("label_names", &refs),
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("cifar-10-batches-py/batches.meta"), py2_names_pickle("label_names", &refs))
+            .unwrap();
         let d = read(&find_files(dir.path(), CifarKind::Cifar10).unwrap()).unwrap();
         assert_eq!(d.class_names, names);
     }
@@ -568,28 +469,13 @@ pub(crate) mod tests {
         }
         let d = read(&find_files(dir.path(), CifarKind::Cifar100).unwrap()).unwrap();
         assert_eq!(d.train.labels.as_ref().unwrap(), &vec![90, 91, 92, 93]);
-        assert_eq!(
-            (
-                d.num_classes,
-                d.class_names.len(),
-                d.class_names[99].as_str()
-            ),
-            (100, 100, "worm")
-        );
+        assert_eq!((d.num_classes, d.class_names.len(), d.class_names[99].as_str()), (100, 100, "worm"));
 
         let py = dir.path().join("cifar-100-python");
         std::fs::create_dir_all(&py).unwrap();
         let data: Vec<u8> = (0..3).flat_map(image).collect();
-        std::fs::write(
-            py.join("train"),
-            py2_cifar_pickle(&data, 3, "fine_labels", &[5, 99, 0]),
-        )
-        .unwrap();
-        std::fs::write(
-            py.join("test"),
-            py2_cifar_pickle(&data[..IMAGE_BYTES], 1, "fine_labels", &[7]),
-        )
-        .unwrap();
+        std::fs::write(py.join("train"), py2_cifar_pickle(&data, 3, "fine_labels", &[5, 99, 0])).unwrap();
+        std::fs::write(py.join("test"), py2_cifar_pickle(&data[..IMAGE_BYTES], 1, "fine_labels", &[7])).unwrap();
         let files = find_files(dir.path(), CifarKind::Cifar100).unwrap();
         assert_eq!(files.format, CifarFormat::Python);
         let d = read(&files).unwrap();
@@ -606,10 +492,7 @@ pub(crate) mod tests {
         let bytes = std::fs::read(&f).unwrap();
         std::fs::write(&f, &bytes[..bytes.len() - 1]).unwrap();
         let err = read(&find_files(dir.path(), CifarKind::Cifar10).unwrap()).unwrap_err();
-        assert!(
-            matches!(err, Error::Format { .. }) && err.to_string().contains("data_batch_3.bin"),
-            "{err}"
-        );
+        assert!(matches!(err, Error::Format { .. }) && err.to_string().contains("data_batch_3.bin"), "{err}");
 
         let mut bad = bytes.clone();
         bad[0] = 10;
@@ -624,10 +507,7 @@ pub(crate) mod tests {
         for cut in [1, 10, 100, bytes.len() / 2, bytes.len() - 1] {
             std::fs::write(&f, &bytes[..cut]).unwrap();
             let err = read(&find_files(dir.path(), CifarKind::Cifar10).unwrap()).unwrap_err();
-            assert!(
-                matches!(err, Error::Format { .. }) && err.to_string().contains("data_batch_2"),
-                "{err}"
-            );
+            assert!(matches!(err, Error::Format { .. }) && err.to_string().contains("data_batch_2"), "{err}");
         }
     }
 

@@ -35,10 +35,7 @@ fn read_expecting(path: &Path, ndims: u8) -> Result<IdxArray> {
 pub(crate) fn parse(bytes: &[u8], ndims: u8) -> std::result::Result<IdxArray, String> {
     let expected_magic = u32::from_be_bytes([0, 0, TYPE_U8, ndims]);
     let Some(magic) = bytes.get(..4) else {
-        return Err(format!(
-            "IDX file too short for its header ({} bytes)",
-            bytes.len()
-        ));
+        return Err(format!("IDX file too short for its header ({} bytes)", bytes.len()));
     };
     let magic = u32::from_be_bytes(magic.try_into().expect("4 bytes"));
     if magic != expected_magic {
@@ -48,35 +45,20 @@ pub(crate) fn parse(bytes: &[u8], ndims: u8) -> std::result::Result<IdxArray, St
     }
     let header_len = 4 + 4 * ndims as usize;
     let Some(dim_bytes) = bytes.get(4..header_len) else {
-        return Err(format!(
-            "IDX header truncated: {} bytes, the header needs {header_len}",
-            bytes.len()
-        ));
+        return Err(format!("IDX header truncated: {} bytes, the header needs {header_len}", bytes.len()));
     };
-    let dims: Vec<usize> = dim_bytes
-        .chunks_exact(4)
-        .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")) as usize)
-        .collect();
+    let dims: Vec<usize> =
+        dim_bytes.chunks_exact(4).map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")) as usize).collect();
     let count = dims
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| format!("IDX dimensions {dims:?} overflow"))?;
     let body = &bytes[header_len..];
     if body.len() != count {
-        let what = if body.len() < count {
-            "truncated"
-        } else {
-            "has trailing bytes"
-        };
-        return Err(format!(
-            "IDX file {what}: dimensions {dims:?} need {count} data bytes, found {}",
-            body.len()
-        ));
+        let what = if body.len() < count { "truncated" } else { "has trailing bytes" };
+        return Err(format!("IDX file {what}: dimensions {dims:?} need {count} data bytes, found {}", body.len()));
     }
-    Ok(IdxArray {
-        dims,
-        data: body.to_vec(),
-    })
+    Ok(IdxArray { dims, data: body.to_vec() })
 }
 
 /// Test helper: the bytes of an IDX `u8` file with these dimensions.
@@ -123,13 +105,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("labels");
         std::fs::write(&p, encode(&[3], &[9, 0, 4])).unwrap();
-        assert_eq!(
-            read_labels(&p).unwrap(),
-            IdxArray {
-                dims: vec![3],
-                data: vec![9, 0, 4]
-            }
-        );
+        assert_eq!(read_labels(&p).unwrap(), IdxArray { dims: vec![3], data: vec![9, 0, 4] });
     }
 
     #[test]
@@ -157,20 +133,12 @@ mod tests {
         let mut long = file.clone();
         long.push(0);
         std::fs::write(&p, long).unwrap();
-        assert!(
-            read_images(&p)
-                .unwrap_err()
-                .to_string()
-                .contains("trailing")
-        );
+        assert!(read_images(&p).unwrap_err().to_string().contains("trailing"));
     }
 
     #[test]
     fn huge_dimensions_do_not_overflow_or_allocate() {
-        let mut file = encode(
-            &[u32::MAX as usize, u32::MAX as usize, u32::MAX as usize],
-            &[],
-        );
+        let mut file = encode(&[u32::MAX as usize, u32::MAX as usize, u32::MAX as usize], &[]);
         file.push(0);
         assert!(parse(&file, 3).is_err());
     }

@@ -44,10 +44,7 @@ impl ImageSet {
             height: self.height,
             width: self.width,
             pixels,
-            labels: self
-                .labels
-                .as_ref()
-                .map(|l| indices.iter().map(|&i| l[i]).collect()),
+            labels: self.labels.as_ref().map(|l| indices.iter().map(|&i| l[i]).collect()),
         }
     }
 }

@@ -10,13 +10,7 @@ use super::mnist::{self, MnistFiles, MnistKind};
 use crate::{Error, Result};
 
 /// Every dataset name relab reads.
-pub const KNOWN_DATASETS: [&str; 5] = [
-    "fashion-mnist",
-    "mnist",
-    "cifar10",
-    "cifar100",
-    "miniimagenet",
-];
+pub const KNOWN_DATASETS: [&str; 5] = ["fashion-mnist", "mnist", "cifar10", "cifar100", "miniimagenet"];
 
 /// Where `apt-get install dataset-fashion-mnist` puts the files.
 pub const DEBIAN_FASHION_MNIST: &str = "/usr/share/datasets/fashion-mnist";
@@ -123,10 +117,7 @@ pub fn check_known(name: &str) -> Result<()> {
         .unwrap_or_default();
     Err(Error::DatasetMissing {
         name: name.to_string(),
-        message: format!(
-            "relab knows no dataset of that name; it reads {}.{closest}",
-            KNOWN_DATASETS.join(", ")
-        ),
+        message: format!("relab knows no dataset of that name; it reads {}.{closest}", KNOWN_DATASETS.join(", ")),
     })
 }
 
@@ -163,10 +154,7 @@ mod tests {
     #[test]
     fn a_given_root_is_the_only_place_looked() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(
-            search_paths("cifar10", Some(dir.path())),
-            vec![dir.path().to_path_buf()]
-        );
+        assert_eq!(search_paths("cifar10", Some(dir.path())), vec![dir.path().to_path_buf()]);
         super::super::mnist::tests::write_tiny(dir.path(), 3, 2, true);
         let found = locate("mnist", Some(dir.path())).unwrap();
         assert_eq!(found.dir(), dir.path());
@@ -178,16 +166,9 @@ mod tests {
     fn default_places_include_the_debian_folder_for_fashion_mnist_only() {
         let fashion = search_paths("fashion-mnist", None);
         assert_eq!(fashion.last().unwrap(), Path::new(DEBIAN_FASHION_MNIST));
-        assert!(
-            !search_paths("cifar10", None)
-                .iter()
-                .any(|p| p == Path::new(DEBIAN_FASHION_MNIST))
-        );
+        assert!(!search_paths("cifar10", None).iter().any(|p| p == Path::new(DEBIAN_FASHION_MNIST)));
         if let Some(home) = std::env::var_os("HOME") {
-            assert!(
-                search_paths("cifar10", None)
-                    .contains(&PathBuf::from(home).join(".cache/relab/cifar10"))
-            );
+            assert!(search_paths("cifar10", None).contains(&PathBuf::from(home).join(".cache/relab/cifar10")));
         }
     }
 
@@ -199,22 +180,14 @@ mod tests {
         assert!(matches!(err, Error::DatasetMissing { .. }));
         assert!(msg.contains(&dir.path().display().to_string()), "{msg}");
         assert!(msg.contains("cifar-10-python.tar.gz"), "{msg}");
-        let msg = locate("fashion-mnist", Some(dir.path()))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            msg.contains("apt-get install dataset-fashion-mnist"),
-            "{msg}"
-        );
+        let msg = locate("fashion-mnist", Some(dir.path())).unwrap_err().to_string();
+        assert!(msg.contains("apt-get install dataset-fashion-mnist"), "{msg}");
     }
 
     #[test]
     fn unknown_names_list_the_known_ones() {
         let msg = locate("cifar-10", None).unwrap_err().to_string();
-        assert!(
-            msg.contains("fashion-mnist, mnist, cifar10, cifar100, miniimagenet"),
-            "{msg}"
-        );
+        assert!(msg.contains("fashion-mnist, mnist, cifar10, cifar100, miniimagenet"), "{msg}");
         assert!(msg.contains("Did you mean `cifar10`?"), "{msg}");
     }
 }

@@ -38,31 +38,19 @@ pub fn read_entries(dir: &Path) -> Result<Vec<Entry>> {
     for name in LISTS {
         let path = dir.join(name);
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let mut lines = text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty());
-        let header = lines
-            .next()
-            .map(|(_, l)| l.trim_start_matches('\u{feff}').trim());
+        let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+        let header = lines.next().map(|(_, l)| l.trim_start_matches('\u{feff}').trim());
         if header != Some("filename,label") {
-            return Err(Error::format(
-                &path,
-                format!("header is {header:?}, expected \"filename,label\""),
-            ));
+            return Err(Error::format(&path, format!("header is {header:?}, expected \"filename,label\"")));
         }
         for (i, line) in lines {
             let fields: Vec<&str> = line.trim().split(',').map(str::trim).collect();
             match fields.as_slice() {
-                [f, l] if !f.is_empty() && !l.is_empty() => out.push(Entry {
-                    filename: f.to_string(),
-                    label: l.to_string(),
-                }),
+                [f, l] if !f.is_empty() && !l.is_empty() => {
+                    out.push(Entry { filename: f.to_string(), label: l.to_string() })
+                }
                 _ => {
-                    return Err(Error::format(
-                        &path,
-                        format!("line {}: {line:?} is not `filename,label`", i + 1),
-                    ));
+                    return Err(Error::format(&path, format!("line {}: {line:?} is not `filename,label`", i + 1)));
                 }
             }
         }
@@ -85,11 +73,7 @@ pub fn read(dir: &Path) -> Result<Dataset> {
     let mut class_names: Vec<String> = entries.iter().map(|e| e.label.clone()).collect();
     class_names.sort();
     class_names.dedup();
-    let class_of = |label: &str| {
-        class_names
-            .binary_search_by(|c| c.as_str().cmp(label))
-            .expect("listed") as u32
-    };
+    let class_of = |label: &str| class_names.binary_search_by(|c| c.as_str().cmp(label)).expect("listed") as u32;
 
     let (train_ids, test_ids) = split(entries.len());
     let order: Vec<usize> = train_ids.iter().chain(&test_ids).copied().collect();
@@ -103,20 +87,8 @@ pub fn read(dir: &Path) -> Result<Dataset> {
     let labels = |ids: &[usize]| Some(ids.iter().map(|&i| class_of(&entries[i].label)).collect());
     Ok(Dataset {
         name: "miniimagenet".into(),
-        train: ImageSet {
-            channels: 3,
-            height: h,
-            width: w,
-            pixels,
-            labels: labels(&train_ids),
-        },
-        test: ImageSet {
-            channels: 3,
-            height: h,
-            width: w,
-            pixels: test_pixels,
-            labels: labels(&test_ids),
-        },
+        train: ImageSet { channels: 3, height: h, width: w, pixels, labels: labels(&train_ids) },
+        test: ImageSet { channels: 3, height: h, width: w, pixels: test_pixels, labels: labels(&test_ids) },
         num_classes: class_names.len(),
         class_names,
         mean: MINIIMAGENET_MEAN.to_vec(),
@@ -126,27 +98,15 @@ pub fn read(dir: &Path) -> Result<Dataset> {
 
 fn decode(path: &Path) -> Result<image::RgbImage> {
     let reader = image::ImageReader::open(path).map_err(|e| Error::io(path, e))?;
-    let reader = reader
-        .with_guessed_format()
-        .map_err(|e| Error::io(path, e))?;
-    let img = reader
-        .decode()
-        .map_err(|e| Error::format(path, format!("cannot decode image: {e}")))?;
+    let reader = reader.with_guessed_format().map_err(|e| Error::io(path, e))?;
+    let img = reader.decode().map_err(|e| Error::format(path, format!("cannot decode image: {e}")))?;
     Ok(img.to_rgb8())
 }
 
 /// Decodes `entries[order[k]]` into slot `k` of `out` (channel-planar), on all cores; JPEG decoding dominates.
-fn decode_all(
-    images: &Path,
-    entries: &[Entry],
-    order: &[usize],
-    (h, w): (usize, usize),
-    out: &mut [u8],
-) -> Result<()> {
+fn decode_all(images: &Path, entries: &[Entry], order: &[usize], (h, w): (usize, usize), out: &mut [u8]) -> Result<()> {
     let img_len = 3 * h * w;
-    let threads = std::thread::available_parallelism()
-        .map_or(4, |n| n.get())
-        .min(order.len());
+    let threads = std::thread::available_parallelism().map_or(4, |n| n.get()).min(order.len());
     let per_thread = order.len().div_ceil(threads);
     std::thread::scope(|s| {
         let handles: Vec<_> = out
@@ -160,11 +120,7 @@ fn decode_all(
                         if (img.height() as usize, img.width() as usize) != (h, w) {
                             return Err(Error::format(
                                 &path,
-                                format!(
-                                    "image is {}×{}, the others are {h}×{w}",
-                                    img.height(),
-                                    img.width()
-                                ),
+                                format!("image is {}×{}, the others are {h}×{w}", img.height(), img.width()),
                             ));
                         }
                         for (p, rgb) in img.pixels().enumerate() {
@@ -177,9 +133,7 @@ fn decode_all(
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .try_for_each(|h| h.join().expect("decoder thread panicked"))
+        handles.into_iter().try_for_each(|h| h.join().expect("decoder thread panicked"))
     })
 }
 
@@ -253,21 +207,12 @@ pub(crate) mod tests {
         assert!(read(dir.path()).unwrap_err().to_string().contains("header"));
         std::fs::write(dir.path().join("val.csv"), "filename,label\nx.png\n").unwrap();
         assert!(read(dir.path()).unwrap_err().to_string().contains("line 2"));
-        std::fs::write(
-            dir.path().join("val.csv"),
-            "filename,label\nb00000000.png,b\n",
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("val.csv"), "filename,label\nb00000000.png,b\n").unwrap();
         assert!(read(dir.path()).is_ok());
         std::fs::write(dir.path().join("images/b00000000.png"), b"not a png").unwrap();
         let err = read(dir.path()).unwrap_err();
-        assert!(
-            matches!(err, Error::Format { .. }) && err.to_string().contains("b00000000.png"),
-            "{err}"
-        );
-        image::RgbImage::new(5, 5)
-            .save(dir.path().join("images/b00000000.png"))
-            .unwrap();
+        assert!(matches!(err, Error::Format { .. }) && err.to_string().contains("b00000000.png"), "{err}");
+        image::RgbImage::new(5, 5).save(dir.path().join("images/b00000000.png")).unwrap();
         assert!(read(dir.path()).unwrap_err().to_string().contains("5×5"));
         std::fs::remove_file(dir.path().join("images/b00000000.png")).unwrap();
         assert!(matches!(read(dir.path()).unwrap_err(), Error::Io { .. }));

@@ -16,18 +16,8 @@ pub const FASHION_MNIST_STD: f32 = 0.353_024_24;
 pub const MNIST_MEAN: f32 = 0.1307;
 pub const MNIST_STD: f32 = 0.3081;
 
-pub const FASHION_MNIST_CLASSES: [&str; 10] = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-];
+pub const FASHION_MNIST_CLASSES: [&str; 10] =
+    ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 
 /// Which of the two datasets sharing this format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,10 +37,7 @@ impl MnistKind {
     fn class_names(self) -> Vec<String> {
         match self {
             MnistKind::Mnist => (0..10).map(|d| d.to_string()).collect(),
-            MnistKind::FashionMnist => FASHION_MNIST_CLASSES
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            MnistKind::FashionMnist => FASHION_MNIST_CLASSES.iter().map(|s| s.to_string()).collect(),
         }
     }
 
@@ -82,13 +69,10 @@ impl MnistFiles {
 /// some mirrors use (`train-images.idx3-ubyte`); `None` unless all four are there.
 pub fn find_files(dir: &Path) -> Option<MnistFiles> {
     let find = |split: &str, what: &str, dims: &str| {
-        [
-            format!("{split}-{what}-{dims}-ubyte"),
-            format!("{split}-{what}.{dims}-ubyte"),
-        ]
-        .into_iter()
-        .flat_map(|stem| [dir.join(format!("{stem}.gz")), dir.join(stem)])
-        .find(|p| p.is_file())
+        [format!("{split}-{what}-{dims}-ubyte"), format!("{split}-{what}.{dims}-ubyte")]
+            .into_iter()
+            .flat_map(|stem| [dir.join(format!("{stem}.gz")), dir.join(stem)])
+            .find(|p| p.is_file())
     };
     Some(MnistFiles {
         train_images: find("train", "images", "idx3")?,
@@ -129,22 +113,11 @@ fn read_split(images: &Path, labels: &Path) -> Result<ImageSet> {
     if img.dims[0] != lab.dims[0] {
         return Err(Error::format(
             labels,
-            format!(
-                "{} labels for the {} images of {}",
-                lab.dims[0],
-                img.dims[0],
-                images.display()
-            ),
+            format!("{} labels for the {} images of {}", lab.dims[0], img.dims[0], images.display()),
         ));
     }
     if let Some(pos) = lab.data.iter().position(|&l| l >= 10) {
-        return Err(Error::format(
-            labels,
-            format!(
-                "label {} at position {pos} is not a class 0..9",
-                lab.data[pos]
-            ),
-        ));
+        return Err(Error::format(labels, format!("label {} at position {pos} is not a class 0..9", lab.data[pos])));
     }
     Ok(ImageSet {
         channels: 1,
@@ -166,10 +139,7 @@ pub(crate) mod tests {
             let pixels: Vec<u8> = (0..n).flat_map(|i| [i as u8; 6]).collect();
             let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
             let mut files = [
-                (
-                    format!("{split}-images-idx3-ubyte"),
-                    encode(&[n, 2, 3], &pixels),
-                ),
+                (format!("{split}-images-idx3-ubyte"), encode(&[n, 2, 3], &pixels)),
                 (format!("{split}-labels-idx1-ubyte"), encode(&[n], &labels)),
             ];
             for (name, bytes) in files.iter_mut() {
@@ -211,29 +181,11 @@ pub(crate) mod tests {
     fn label_count_mismatch_and_bad_labels_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         write_tiny(dir.path(), 4, 2, false);
-        std::fs::write(
-            dir.path().join("train-labels-idx1-ubyte"),
-            encode(&[3], &[0, 1, 2]),
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("train-labels-idx1-ubyte"), encode(&[3], &[0, 1, 2])).unwrap();
         let files = find_files(dir.path()).unwrap();
-        assert!(
-            read(MnistKind::Mnist, &files)
-                .unwrap_err()
-                .to_string()
-                .contains("3 labels for the 4 images")
-        );
-        std::fs::write(
-            dir.path().join("train-labels-idx1-ubyte"),
-            encode(&[4], &[0, 1, 12, 2]),
-        )
-        .unwrap();
-        assert!(
-            read(MnistKind::Mnist, &files)
-                .unwrap_err()
-                .to_string()
-                .contains("label 12")
-        );
+        assert!(read(MnistKind::Mnist, &files).unwrap_err().to_string().contains("3 labels for the 4 images"));
+        std::fs::write(dir.path().join("train-labels-idx1-ubyte"), encode(&[4], &[0, 1, 12, 2])).unwrap();
+        assert!(read(MnistKind::Mnist, &files).unwrap_err().to_string().contains("label 12"));
     }
 
     pub(crate) const REAL_FASHION: &str = "/usr/share/datasets/fashion-mnist";
@@ -250,38 +202,16 @@ pub(crate) mod tests {
         assert_eq!((d.train.len(), d.test.len()), (60_000, 10_000));
         assert_eq!((d.train.height, d.train.width), (28, 28));
         let n = d.train.pixels.len() as f64;
-        let mean = d
-            .train
-            .pixels
-            .iter()
-            .map(|&p| p as f64 / 255.0)
-            .sum::<f64>()
-            / n;
-        let var = d
-            .train
-            .pixels
-            .iter()
-            .map(|&p| (p as f64 / 255.0 - mean).powi(2))
-            .sum::<f64>()
-            / n;
-        assert!(
-            (mean - FASHION_MNIST_MEAN as f64).abs() < 1e-6,
-            "mean {mean}"
-        );
-        assert!(
-            (var.sqrt() - FASHION_MNIST_STD as f64).abs() < 1e-6,
-            "std {}",
-            var.sqrt()
-        );
+        let mean = d.train.pixels.iter().map(|&p| p as f64 / 255.0).sum::<f64>() / n;
+        let var = d.train.pixels.iter().map(|&p| (p as f64 / 255.0 - mean).powi(2)).sum::<f64>() / n;
+        assert!((mean - FASHION_MNIST_MEAN as f64).abs() < 1e-6, "mean {mean}");
+        assert!((var.sqrt() - FASHION_MNIST_STD as f64).abs() < 1e-6, "std {}", var.sqrt());
         // Known first labels and per-class counts of the official files.
         let labels = d.train.labels.as_ref().unwrap();
         assert_eq!(&labels[..10], &[9, 0, 0, 3, 0, 2, 7, 2, 5, 5]);
         let mut counts = [0usize; 10];
         labels.iter().for_each(|&l| counts[l as usize] += 1);
         assert_eq!(counts, [6000; 10]);
-        assert_eq!(
-            d.train.image(0).iter().map(|&p| p as u64).sum::<u64>(),
-            76_247
-        );
+        assert_eq!(d.train.image(0).iter().map(|&p| p as u64).sum::<u64>(), 76_247);
     }
 }

@@ -64,15 +64,7 @@ mod tests {
             ..cfg("mnist", Some(dir.path()))
         })
         .unwrap();
-        assert_eq!(
-            (
-                d.train.len(),
-                d.train.channels,
-                d.train.height,
-                d.train.width
-            ),
-            (20, 3, 4, 4)
-        );
+        assert_eq!((d.train.len(), d.train.channels, d.train.height, d.train.width), (20, 3, 4, 4));
         let seeds = pick_seeds(&d, &cfg("mnist", None), 1).unwrap();
         assert_eq!(seeds.len(), 20);
 
@@ -87,20 +79,14 @@ mod tests {
         assert_eq!((d.train.len(), d.test.len(), d.num_classes), (5, 1, 3));
 
         let err = load(&cfg("svhn", None)).unwrap_err().to_string();
-        assert!(
-            err.contains("fashion-mnist, mnist, cifar10, cifar100, miniimagenet"),
-            "{err}"
-        );
+        assert!(err.contains("fashion-mnist, mnist, cifar10, cifar100, miniimagenet"), "{err}");
     }
 
     /// The real dataset, when this machine has it (`apt-get install dataset-fashion-mnist`).
     #[test]
     fn loads_the_real_fashion_mnist_padded_to_32() {
         if !Path::new(locate::DEBIAN_FASHION_MNIST).is_dir() {
-            eprintln!(
-                "skipped: {} is absent (apt-get install dataset-fashion-mnist)",
-                locate::DEBIAN_FASHION_MNIST
-            );
+            eprintln!("skipped: {} is absent (apt-get install dataset-fashion-mnist)", locate::DEBIAN_FASHION_MNIST);
             return;
         }
         let c = DatasetConfig {
@@ -111,14 +97,8 @@ mod tests {
             ..cfg("fashion-mnist", None)
         };
         let d = load(&c).unwrap();
-        assert_eq!(
-            (d.train.len(), d.test.len(), d.num_classes),
-            (60_000, 10_000, 10)
-        );
-        assert_eq!(
-            (d.train.channels, d.train.height, d.train.width),
-            (3, 32, 32)
-        );
+        assert_eq!((d.train.len(), d.test.len(), d.num_classes), (60_000, 10_000, 10));
+        assert_eq!((d.train.channels, d.train.height, d.train.width), (3, 32, 32));
         assert_eq!(d.mean.len(), 3);
         let s = pick_seeds(&d, &c, 1).unwrap();
         assert_eq!(s.len(), 100);

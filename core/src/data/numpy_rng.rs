@@ -20,9 +20,7 @@ impl Mt19937 {
         let mut state = [0u32; N];
         state[0] = seed;
         for i in 1..N {
-            state[i] = 1_812_433_253u32
-                .wrapping_mul(state[i - 1] ^ (state[i - 1] >> 30))
-                .wrapping_add(i as u32);
+            state[i] = 1_812_433_253u32.wrapping_mul(state[i - 1] ^ (state[i - 1] >> 30)).wrapping_add(i as u32);
         }
         Mt19937 { state, pos: N }
     }
@@ -91,9 +89,7 @@ mod tests {
         assert_eq!(permutation(42, 7), vec![0, 1, 5, 2, 4, 3, 6]);
         assert_eq!(
             permutation(u32::MAX, 20),
-            vec![
-                11, 17, 19, 15, 1, 5, 8, 16, 13, 18, 14, 9, 10, 6, 0, 4, 7, 12, 2, 3
-            ]
+            vec![11, 17, 19, 15, 1, 5, 8, 16, 13, 18, 14, 9, 10, 6, 0, 4, 7, 12, 2, 3]
         );
     }
 
@@ -101,23 +97,11 @@ mod tests {
     #[test]
     fn matches_the_miniimagenet_shuffle() {
         let p = permutation(42, 60_000);
-        assert_eq!(
-            &p[..12],
-            &[
-                12628, 37730, 39991, 8525, 8279, 51012, 14871, 15127, 9366, 33322, 53390, 21819
-            ]
-        );
-        assert_eq!(
-            &p[50_000..50_006],
-            &[3675, 15450, 20608, 46531, 6749, 32888]
-        );
+        assert_eq!(&p[..12], &[12628, 37730, 39991, 8525, 8279, 51012, 14871, 15127, 9366, 33322, 53390, 21819]);
+        assert_eq!(&p[50_000..50_006], &[3675, 15450, 20608, 46531, 6749, 32888]);
         assert_eq!(&p[59_994..], &[44732, 54343, 38158, 860, 15795, 56422]);
         // sum of (p[i] * i) % 1000003 over all i, as numpy computed it: pins every position.
-        let check: u64 = p
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| (v as u64 * i as u64) % 1_000_003)
-            .sum();
+        let check: u64 = p.iter().enumerate().map(|(i, &v)| (v as u64 * i as u64) % 1_000_003).sum();
         assert_eq!(check, 29_970_337_780);
     }
 

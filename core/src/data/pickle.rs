@@ -54,14 +54,7 @@ pub struct NdArray {
 
 /// Reads one pickle; the error message says what is wrong and at which byte.
 pub fn parse(bytes: &[u8]) -> Result<Value, String> {
-    Machine {
-        bytes,
-        pos: 0,
-        stack: Vec::new(),
-        marks: Vec::new(),
-        memo: HashMap::new(),
-    }
-    .run()
+    Machine { bytes, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new() }.run()
 }
 
 struct Machine<'a> {
@@ -76,9 +69,7 @@ impl Machine<'_> {
     fn run(mut self) -> Result<Value, String> {
         loop {
             let at = self.pos;
-            let op = self
-                .take(1)
-                .map_err(|_| format!("pickle ends at byte {at} without a STOP opcode"))?[0];
+            let op = self.take(1).map_err(|_| format!("pickle ends at byte {at} without a STOP opcode"))?[0];
             match self.step(op) {
                 Ok(true) => {
                     return self.pop().map_err(|e| format!("{e} at byte {at}"));
@@ -128,10 +119,7 @@ impl Machine<'_> {
             b'L' => {
                 let line = self.line()?;
                 let s = line.trim_end_matches('L');
-                self.stack.push(Value::Int(
-                    s.parse()
-                        .map_err(|_| format!("LONG {s:?} does not fit 64 bits"))?,
-                ));
+                self.stack.push(Value::Int(s.parse().map_err(|_| format!("LONG {s:?} does not fit 64 bits"))?));
             }
             b'J' => {
                 let v = i32::from_le_bytes(self.array()?);
@@ -155,9 +143,7 @@ impl Machine<'_> {
             }
             b'F' => {
                 let line = self.line()?;
-                self.stack.push(Value::Float(
-                    line.parse().map_err(|_| format!("bad FLOAT {line:?}"))?,
-                ));
+                self.stack.push(Value::Float(line.parse().map_err(|_| format!("bad FLOAT {line:?}"))?));
             }
             b'G' => {
                 let v = f64::from_be_bytes(self.array()?);
@@ -251,9 +237,9 @@ impl Machine<'_> {
                 let name = self.pop()?;
                 let module = self.pop()?;
                 match (module, name) {
-                    (Value::Str(m), Value::Str(n)) => self
-                        .stack
-                        .push(Value::Global(Rc::new((m.to_string(), n.to_string())))),
+                    (Value::Str(m), Value::Str(n)) => {
+                        self.stack.push(Value::Global(Rc::new((m.to_string(), n.to_string()))))
+                    }
                     _ => return Err("STACK_GLOBAL needs two strings".into()),
                 }
             }
@@ -310,17 +296,9 @@ impl Machine<'_> {
     }
 
     fn take(&mut self, n: usize) -> Result<&[u8], String> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.bytes.len())
-            .ok_or_else(|| {
-                format!(
-                    "pickle truncated: {n} bytes needed at byte {}, file has {}",
-                    self.pos,
-                    self.bytes.len()
-                )
-            })?;
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or_else(|| {
+            format!("pickle truncated: {n} bytes needed at byte {}, file has {}", self.pos, self.bytes.len())
+        })?;
         let s = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -342,10 +320,7 @@ impl Machine<'_> {
 
     fn line(&mut self) -> Result<String, String> {
         let rest = &self.bytes[self.pos..];
-        let end = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .ok_or("pickle truncated inside a text argument")?;
+        let end = rest.iter().position(|&b| b == b'\n').ok_or("pickle truncated inside a text argument")?;
         let s = String::from_utf8_lossy(&rest[..end]).into_owned();
         self.pos += end + 1;
         Ok(s)
@@ -361,11 +336,7 @@ impl Machine<'_> {
         if n > 8 {
             return Err(format!("{n}-byte integer does not fit 64 bits"));
         }
-        let fill = if b.last().is_some_and(|&x| x & 0x80 != 0) {
-            0xff
-        } else {
-            0
-        };
+        let fill = if b.last().is_some_and(|&x| x & 0x80 != 0) { 0xff } else { 0 };
         let mut buf = [fill; 8];
         buf[..n].copy_from_slice(b);
         self.stack.push(Value::Int(i64::from_le_bytes(buf)));
@@ -423,11 +394,7 @@ impl Machine<'_> {
     }
 
     fn get(&mut self, id: u64) -> Result<(), String> {
-        let v = self
-            .memo
-            .get(&id)
-            .ok_or_else(|| format!("memo id {id} was never stored"))?
-            .clone();
+        let v = self.memo.get(&id).ok_or_else(|| format!("memo id {id} was never stored"))?.clone();
         self.stack.push(v);
         Ok(())
     }
@@ -459,39 +426,22 @@ fn call(callable: Value, args: Value) -> Result<Value, String> {
         (("_codecs", "encode"), [Value::Str(s), Value::Str(enc)]) if is_latin1(enc) => {
             Ok(Value::Bytes(Rc::new(latin1(s)?)))
         }
-        (("__builtin__" | "builtins", "bytes" | "bytearray"), []) => {
-            Ok(Value::Bytes(Rc::default()))
-        }
-        (("__builtin__" | "builtins", "bytes" | "bytearray"), [Value::Str(s), Value::Str(enc)])
-            if is_latin1(enc) =>
-        {
+        (("__builtin__" | "builtins", "bytes" | "bytearray"), []) => Ok(Value::Bytes(Rc::default())),
+        (("__builtin__" | "builtins", "bytes" | "bytearray"), [Value::Str(s), Value::Str(enc)]) if is_latin1(enc) => {
             Ok(Value::Bytes(Rc::new(latin1(s)?)))
         }
-        (("__builtin__" | "builtins", "bytes" | "bytearray"), [Value::Bytes(b)]) => {
-            Ok(Value::Bytes(b.clone()))
-        }
-        (("__builtin__" | "builtins", "set" | "frozenset"), [Value::List(l)]) => {
-            Ok(Value::List(l.clone()))
-        }
-        _ => Ok(Value::Object(Rc::new(RefCell::new(Object {
-            callable,
-            args,
-            state: None,
-        })))),
+        (("__builtin__" | "builtins", "bytes" | "bytearray"), [Value::Bytes(b)]) => Ok(Value::Bytes(b.clone())),
+        (("__builtin__" | "builtins", "set" | "frozenset"), [Value::List(l)]) => Ok(Value::List(l.clone())),
+        _ => Ok(Value::Object(Rc::new(RefCell::new(Object { callable, args, state: None })))),
     }
 }
 
 fn is_latin1(enc: &str) -> bool {
-    matches!(
-        enc.to_ascii_lowercase().as_str(),
-        "latin1" | "latin-1" | "iso-8859-1" | "iso8859-1"
-    )
+    matches!(enc.to_ascii_lowercase().as_str(), "latin1" | "latin-1" | "iso-8859-1" | "iso8859-1")
 }
 
 fn latin1(s: &str) -> Result<Vec<u8>, String> {
-    s.chars()
-        .map(|c| u8::try_from(c as u32).map_err(|_| format!("character {c:?} is not latin-1")))
-        .collect()
+    s.chars().map(|c| u8::try_from(c as u32).map_err(|_| format!("character {c:?} is not latin-1"))).collect()
 }
 
 /// The bytes of a protocol-0 `STRING` argument: a quoted Python literal with backslash escapes.
@@ -519,9 +469,7 @@ fn unquote(line: &str) -> Result<Vec<u8>, String> {
             b'\\' | b'\'' | b'"' => out.push(e),
             b'x' => {
                 let hex = inner.get(i..i + 2).ok_or("short \\x escape")?;
-                out.push(
-                    u8::from_str_radix(hex, 16).map_err(|_| format!("bad \\x escape {hex:?}"))?,
-                );
+                out.push(u8::from_str_radix(hex, 16).map_err(|_| format!("bad \\x escape {hex:?}"))?);
                 i += 2;
             }
             _ => return Err(format!("unsupported escape \\{}", e as char)),
@@ -550,10 +498,7 @@ impl Value {
     /// The dict entry under `key`, whether the file spelt its keys as bytes (Python 2, `encoding='bytes'`) or text.
     pub fn get(&self, key: &str) -> Option<Value> {
         let Value::Dict(d) = self else { return None };
-        d.borrow()
-            .iter()
-            .find(|(k, _)| k.as_text().as_deref() == Some(key))
-            .map(|(_, v)| v.clone())
+        d.borrow().iter().find(|(k, _)| k.as_text().as_deref() == Some(key)).map(|(_, v)| v.clone())
     }
 
     /// Bytes or text, as text (bytes decoded as UTF-8, lossily).
@@ -623,46 +568,24 @@ impl Value {
                 Value::Bytes(b) => b.clone(),
                 Value::Str(s) => Rc::new(latin1(s)?),
                 other => {
-                    return Err(format!(
-                        "numpy array data is a {} (object arrays are not supported)",
-                        other.kind()
-                    ));
+                    return Err(format!("numpy array data is a {} (object arrays are not supported)", other.kind()));
                 }
             };
-            return NdArray {
-                dtype,
-                shape,
-                fortran_order,
-                data,
-            }
-            .checked();
+            return NdArray { dtype, shape, fortran_order, data }.checked();
         }
         if numpy_numeric && name == "_frombuffer" {
-            let args = o
-                .args
-                .as_items()
-                .ok_or("_frombuffer arguments are not a tuple")?;
+            let args = o.args.as_items().ok_or("_frombuffer arguments are not a tuple")?;
             let [buf, dtype, shape, order] = args.as_slice() else {
-                return Err(format!(
-                    "_frombuffer has {} arguments, expected 4",
-                    args.len()
-                ));
+                return Err(format!("_frombuffer has {} arguments, expected 4", args.len()));
             };
             let Value::Bytes(data) = buf else {
                 return Err("_frombuffer buffer is not bytes".into());
             };
             let fortran_order = order.as_text().is_some_and(|o| o == "F");
-            return NdArray {
-                dtype: dtype_of(dtype)?,
-                shape: shape_of(shape)?,
-                fortran_order,
-                data: data.clone(),
-            }
-            .checked();
+            return NdArray { dtype: dtype_of(dtype)?, shape: shape_of(shape)?, fortran_order, data: data.clone() }
+                .checked();
         }
-        Err(format!(
-            "expected a numpy array, found an object built by {module}.{name}"
-        ))
+        Err(format!("expected a numpy array, found an object built by {module}.{name}"))
     }
 }
 
@@ -670,11 +593,7 @@ fn shape_of(v: &Value) -> Result<Vec<usize>, String> {
     v.as_items()
         .ok_or("numpy shape is not a tuple")?
         .iter()
-        .map(|d| {
-            d.as_int()
-                .and_then(|i| usize::try_from(i).ok())
-                .ok_or_else(|| "bad numpy dimension".to_string())
-        })
+        .map(|d| d.as_int().and_then(|i| usize::try_from(i).ok()).ok_or_else(|| "bad numpy dimension".to_string()))
         .collect()
 }
 
@@ -684,11 +603,8 @@ fn dtype_of(v: &Value) -> Result<String, String> {
         return Err("numpy dtype is not an object".into());
     };
     let o = o.borrow();
-    let base = o
-        .args
-        .as_items()
-        .and_then(|a| a.first().and_then(Value::as_text))
-        .ok_or("numpy dtype without a type")?;
+    let base =
+        o.args.as_items().and_then(|a| a.first().and_then(Value::as_text)).ok_or("numpy dtype without a type")?;
     let order = o
         .state
         .as_ref()
@@ -704,9 +620,7 @@ impl NdArray {
     }
 
     fn checked(self) -> Result<Self, String> {
-        let item = self
-            .itemsize()
-            .ok_or_else(|| format!("unsupported numpy dtype {:?}", self.dtype))?;
+        let item = self.itemsize().ok_or_else(|| format!("unsupported numpy dtype {:?}", self.dtype))?;
         let n = self
             .shape
             .iter()
@@ -758,12 +672,7 @@ impl NdArray {
 /// Test helper: a pickle of a CIFAR-style dict exactly as Python 2's cPickle (protocol 2) writes it, which is how
 /// the real CIFAR python files were made: `{'data': uint8 array n×cols, <label_key>: [ints], 'batch_label': str}`.
 #[cfg(test)]
-pub(crate) fn py2_cifar_pickle(
-    data: &[u8],
-    rows: usize,
-    label_key: &str,
-    labels: &[u8],
-) -> Vec<u8> {
+pub(crate) fn py2_cifar_pickle(data: &[u8], rows: usize, label_key: &str, labels: &[u8]) -> Vec<u8> {
     fn short_str(out: &mut Vec<u8>, s: &[u8]) {
         out.push(b'U');
         out.push(s.len() as u8);
@@ -783,9 +692,7 @@ pub(crate) fn py2_cifar_pickle(
     let cols = data.len() / rows.max(1);
     let mut o = b"\x80\x02}q\x01(".to_vec();
     short_str(&mut o, b"data");
-    o.extend_from_slice(
-        b"q\x02cnumpy.core.multiarray\n_reconstruct\nq\x03cnumpy\nndarray\nq\x04K\x00\x85",
-    );
+    o.extend_from_slice(b"q\x02cnumpy.core.multiarray\n_reconstruct\nq\x03cnumpy\nndarray\nq\x04K\x00\x85");
     short_str(&mut o, b"b");
     o.extend_from_slice(b"\x87Rq\x05(K\x01");
     int(&mut o, rows);
@@ -838,27 +745,15 @@ mod tests {
     #[test]
     fn reads_a_python3_numpy2_protocol2_pickle() {
         let v = parse(PY3_NUMPY2_PROTOCOL2).unwrap();
-        assert_eq!(
-            v.get("batch_label").unwrap().as_text().unwrap(),
-            "training batch 1 of 5"
-        );
-        assert_eq!(
-            v.get("labels").unwrap().as_int_vec().unwrap(),
-            vec![6, 9, 300]
-        );
+        assert_eq!(v.get("batch_label").unwrap().as_text().unwrap(), "training batch 1 of 5");
+        assert_eq!(v.get("labels").unwrap().as_int_vec().unwrap(), vec![6, 9, 300]);
         let a = v.get("data").unwrap().as_ndarray().unwrap();
         assert_eq!(a.dtype, "|u1");
         assert_eq!(a.shape, vec![2, 4]);
         assert!(!a.fortran_order);
         assert_eq!(a.data.as_slice(), &[0, 1, 2, 3, 250, 251, 252, 128]);
-        let names: Vec<String> = v
-            .get("filenames")
-            .unwrap()
-            .as_items()
-            .unwrap()
-            .iter()
-            .map(|n| n.as_text().unwrap())
-            .collect();
+        let names: Vec<String> =
+            v.get("filenames").unwrap().as_items().unwrap().iter().map(|n| n.as_text().unwrap()).collect();
         assert_eq!(names, ["a.png", "b.png"]);
     }
 
@@ -871,10 +766,7 @@ mod tests {
         assert_eq!(a.shape, vec![2, 3072]);
         assert_eq!(*a.data, data);
         assert_eq!(v.get("labels").unwrap().as_int_vec().unwrap(), vec![0, 1]);
-        assert_eq!(
-            v.get("batch_label").unwrap().as_text().unwrap(),
-            "training batch 1 of 5"
-        );
+        assert_eq!(v.get("batch_label").unwrap().as_text().unwrap(), "training batch 1 of 5");
     }
 
     #[test]
@@ -892,8 +784,7 @@ mod tests {
             let orig = b[i];
             for x in [0x00, 0xff, b'(', b'e', b'R', b'h', b'T'] {
                 b[i] = x;
-                let _ = parse(&b)
-                    .and_then(|v| v.get("data").map_or(Ok(()), |d| d.as_ndarray().map(|_| ())));
+                let _ = parse(&b).and_then(|v| v.get("data").map_or(Ok(()), |d| d.as_ndarray().map(|_| ())));
             }
             b[i] = orig;
         }
@@ -907,14 +798,8 @@ mod tests {
             fortran_order: false,
             data: Rc::new(data),
         };
-        assert_eq!(
-            arr("<i8", (-3i64).to_le_bytes().to_vec(), 1).to_i64(),
-            Some(vec![-3])
-        );
-        assert_eq!(
-            arr(">i4", (-70000i32).to_be_bytes().to_vec(), 1).to_i64(),
-            Some(vec![-70000])
-        );
+        assert_eq!(arr("<i8", (-3i64).to_le_bytes().to_vec(), 1).to_i64(), Some(vec![-3]));
+        assert_eq!(arr(">i4", (-70000i32).to_be_bytes().to_vec(), 1).to_i64(), Some(vec![-70000]));
         assert_eq!(arr("<u2", vec![0xff, 0xff], 1).to_i64(), Some(vec![65535]));
         assert_eq!(arr("|i1", vec![0xfe, 3], 2).to_i64(), Some(vec![-2, 3]));
         assert_eq!(arr("<f4", vec![0; 4], 1).to_i64(), None);

@@ -31,23 +31,17 @@ pub fn prepare(mut d: Dataset, cfg: &DatasetConfig) -> Result<Dataset> {
                 d.std = vec![d.std[0]; 3];
             }
             (3, 1) => {
-                return Err(err(
-                    "is a colour dataset; `channels: 1` would throw colour away (use 3)".into(),
-                ));
+                return Err(err("is a colour dataset; `channels: 1` would throw colour away (use 3)".into()));
             }
             (h, c) => {
-                return Err(err(format!(
-                    "has {h} channel(s); `channels: {c}` is not possible (use 1 or 3)"
-                )));
+                return Err(err(format!("has {h} channel(s); `channels: {c}` is not possible (use 1 or 3)")));
             }
         }
     }
     if let Some(size) = cfg.pad_to {
         let (h, w) = (d.train.height, d.train.width);
         if size < h || size < w {
-            return Err(err(format!(
-                "pad_to: {size} is smaller than the {h}×{w} images; padding cannot shrink"
-            )));
+            return Err(err(format!("pad_to: {size} is smaller than the {h}×{w} images; padding cannot shrink")));
         }
         d.train = pad_to(&d.train, size);
         d.test = pad_to(&d.test, size);
@@ -74,12 +68,7 @@ pub fn repeat_channels(set: &ImageSet, c: usize) -> ImageSet {
             pixels.extend_from_slice(img);
         }
     }
-    ImageSet {
-        channels: c,
-        pixels,
-        labels: set.labels.clone(),
-        ..*set
-    }
+    ImageSet { channels: c, pixels, labels: set.labels.clone(), ..*set }
 }
 
 /// Every image zero-padded to `size`×`size`, centred (an odd excess puts the extra row/column at the bottom/right,
@@ -88,23 +77,13 @@ pub fn pad_to(set: &ImageSet, size: usize) -> ImageSet {
     let (h, w) = (set.height, set.width);
     let (top, left) = ((size - h) / 2, (size - w) / 2);
     let mut pixels = vec![0u8; set.len() * set.channels * size * size];
-    for (src, dst) in set
-        .pixels
-        .chunks_exact(h * w)
-        .zip(pixels.chunks_exact_mut(size * size))
-    {
+    for (src, dst) in set.pixels.chunks_exact(h * w).zip(pixels.chunks_exact_mut(size * size)) {
         for y in 0..h {
             let row = (top + y) * size + left;
             dst[row..row + w].copy_from_slice(&src[y * w..(y + 1) * w]);
         }
     }
-    ImageSet {
-        channels: set.channels,
-        height: size,
-        width: size,
-        pixels,
-        labels: set.labels.clone(),
-    }
+    ImageSet { channels: set.channels, height: size, width: size, pixels, labels: set.labels.clone() }
 }
 
 #[cfg(test)]
@@ -145,63 +124,21 @@ mod tests {
 
     #[test]
     fn limits_keep_the_first_images() {
-        let d = prepare(
-            grey(5),
-            &DatasetConfig {
-                train_limit: Some(3),
-                test_limit: Some(9),
-                ..cfg()
-            },
-        )
-        .unwrap();
+        let d = prepare(grey(5), &DatasetConfig { train_limit: Some(3), test_limit: Some(9), ..cfg() }).unwrap();
         assert_eq!((d.train.len(), d.test.len()), (3, 5));
         assert_eq!(d.train.labels.unwrap(), vec![0, 1, 2]);
         assert_eq!(d.train.pixels, (1..=12).collect::<Vec<u8>>());
-        assert!(
-            prepare(
-                grey(5),
-                &DatasetConfig {
-                    train_limit: Some(0),
-                    ..cfg()
-                }
-            )
-            .is_err()
-        );
+        assert!(prepare(grey(5), &DatasetConfig { train_limit: Some(0), ..cfg() }).is_err());
     }
 
     #[test]
     fn grey_to_three_channels_repeats_pixels_and_stats() {
-        let d = prepare(
-            grey(2),
-            &DatasetConfig {
-                channels: Some(3),
-                ..cfg()
-            },
-        )
-        .unwrap();
+        let d = prepare(grey(2), &DatasetConfig { channels: Some(3), ..cfg() }).unwrap();
         assert_eq!(d.train.channels, 3);
         assert_eq!(d.train.image(1), &[5, 6, 7, 8, 5, 6, 7, 8, 5, 6, 7, 8]);
         assert_eq!((d.mean, d.std), (vec![0.5; 3], vec![0.25; 3]));
-        assert!(
-            prepare(
-                grey(2),
-                &DatasetConfig {
-                    channels: Some(1),
-                    ..cfg()
-                }
-            )
-            .is_ok()
-        );
-        assert!(
-            prepare(
-                grey(2),
-                &DatasetConfig {
-                    channels: Some(2),
-                    ..cfg()
-                }
-            )
-            .is_err()
-        );
+        assert!(prepare(grey(2), &DatasetConfig { channels: Some(1), ..cfg() }).is_ok());
+        assert!(prepare(grey(2), &DatasetConfig { channels: Some(2), ..cfg() }).is_err());
     }
 
     #[test]
@@ -209,28 +146,13 @@ mod tests {
         let mut d = grey(1);
         d.train = repeat_channels(&d.train, 3);
         d.test = repeat_channels(&d.test, 3);
-        let err = prepare(
-            d,
-            &DatasetConfig {
-                channels: Some(1),
-                ..cfg()
-            },
-        )
-        .unwrap_err();
+        let err = prepare(d, &DatasetConfig { channels: Some(1), ..cfg() }).unwrap_err();
         assert!(err.to_string().contains("colour"), "{err}");
     }
 
     #[test]
     fn padding_centres_with_zeros() {
-        let d = prepare(
-            grey(1),
-            &DatasetConfig {
-                pad_to: Some(4),
-                channels: Some(3),
-                ..cfg()
-            },
-        )
-        .unwrap();
+        let d = prepare(grey(1), &DatasetConfig { pad_to: Some(4), channels: Some(3), ..cfg() }).unwrap();
         assert_eq!((d.train.height, d.train.width, d.train.channels), (4, 4, 3));
         #[rustfmt::skip]
         let plane = [
@@ -249,15 +171,6 @@ mod tests {
             0, 0, 0, 0, 0,
         ];
         assert_eq!(pad_to(&grey(1).train, 5).pixels, odd);
-        assert!(
-            prepare(
-                grey(1),
-                &DatasetConfig {
-                    pad_to: Some(1),
-                    ..cfg()
-                }
-            )
-            .is_err()
-        );
+        assert!(prepare(grey(1), &DatasetConfig { pad_to: Some(1), ..cfg() }).is_err());
     }
 }

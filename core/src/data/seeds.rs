@@ -15,32 +15,19 @@ use crate::{Error, Result};
 /// CIFAR-10 training ids of the FixMatch "barely supervised" buckets the original uses with `--seed 1/2/3` and
 /// one label per class: bucket 7 (the most representative), bucket 4, and bucket 0 (the least representative).
 pub const CIFAR10_BUCKETS: [(u64, [usize; 10]); 3] = [
-    (
-        1,
-        [
-            4255, 6446, 8580, 11759, 12598, 29349, 29433, 33759, 35345, 38639,
-        ],
-    ),
-    (
-        2,
-        [
-            6695, 14891, 19726, 22715, 23999, 34230, 46511, 47457, 49181, 49397,
-        ],
-    ),
-    (
-        3,
-        [
-            7408, 8148, 9850, 10361, 33949, 36506, 37018, 45044, 46443, 47447,
-        ],
-    ),
+    (1, [4255, 6446, 8580, 11759, 12598, 29349, 29433, 33759, 35345, 38639]),
+    (2, [6695, 14891, 19726, 22715, 23999, 34230, 46511, 47457, 49181, 49397]),
+    (3, [7408, 8148, 9850, 10361, 33949, 36506, 37018, 45044, 46443, 47447]),
 ];
 
 /// The seed set for this experiment, sorted class-major (by label, then index), labels from the ground truth.
 pub fn pick_seeds(dataset: &Dataset, cfg: &DatasetConfig, seed: u64) -> Result<LabeledSet> {
     let err = |m: String| Error::stage("seeds", format!("{}: {m}", dataset.name));
-    let truth = dataset.train.labels.as_deref().ok_or_else(|| {
-        err("the training set has no ground-truth labels to draw seeds from".into())
-    })?;
+    let truth = dataset
+        .train
+        .labels
+        .as_deref()
+        .ok_or_else(|| err("the training set has no ground-truth labels to draw seeds from".into()))?;
     let indices = match (&cfg.seeds, cfg.labels_per_class) {
         (Some(_), Some(_)) => {
             return Err(err(
@@ -59,11 +46,7 @@ pub fn pick_seeds(dataset: &Dataset, cfg: &DatasetConfig, seed: u64) -> Result<L
         (Some(path), None) => read_seed_file(path, truth.len())?,
         (None, Some(0)) => return Err(err("labels_per_class must be at least 1".into())),
         (None, Some(1)) if dataset.name == "cifar10" && (1..=3).contains(&seed) => {
-            let ids = CIFAR10_BUCKETS
-                .iter()
-                .find(|(s, _)| *s == seed)
-                .expect("seeds 1..=3")
-                .1;
+            let ids = CIFAR10_BUCKETS.iter().find(|(s, _)| *s == seed).expect("seeds 1..=3").1;
             if let Some(&bad) = ids.iter().find(|&&i| i >= truth.len()) {
                 return Err(err(format!(
                     "seed {seed} with one label per class uses the original's bucket ids, but id {bad} lies \
@@ -77,20 +60,12 @@ pub fn pick_seeds(dataset: &Dataset, cfg: &DatasetConfig, seed: u64) -> Result<L
     };
     let mut pairs: Vec<(u32, usize)> = indices.into_iter().map(|i| (truth[i], i)).collect();
     pairs.sort_unstable();
-    Ok(LabeledSet::new(
-        pairs.iter().map(|p| p.1).collect(),
-        pairs.iter().map(|p| p.0).collect(),
-    ))
+    Ok(LabeledSet::new(pairs.iter().map(|p| p.1).collect(), pairs.iter().map(|p| p.0).collect()))
 }
 
 /// `spc` samples of every class: the first of each class met along a seeded permutation of all indices (the
 /// original's rule, with relab's generator: draws differ from PyTorch's `randperm`, see relab-method.md §8.4).
-pub fn balanced(
-    truth: &[u32],
-    num_classes: usize,
-    spc: usize,
-    seed: u64,
-) -> std::result::Result<Vec<usize>, String> {
+pub fn balanced(truth: &[u32], num_classes: usize, spc: usize, seed: u64) -> std::result::Result<Vec<usize>, String> {
     let mut perm: Vec<usize> = (0..truth.len()).collect();
     perm.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
     let mut taken = vec![0usize; num_classes];
@@ -102,17 +77,10 @@ pub fn balanced(
             out.push(i);
         }
     }
-    let short: Vec<String> = taken
-        .iter()
-        .enumerate()
-        .filter(|&(_, &n)| n < spc)
-        .map(|(c, n)| format!("class {c} has {n}"))
-        .collect();
+    let short: Vec<String> =
+        taken.iter().enumerate().filter(|&(_, &n)| n < spc).map(|(c, n)| format!("class {c} has {n}")).collect();
     if !short.is_empty() {
-        return Err(format!(
-            "{spc} labels per class asked, but {}",
-            short.join(", ")
-        ));
+        return Err(format!("{spc} labels per class asked, but {}", short.join(", ")));
     }
     Ok(out)
 }
@@ -136,13 +104,7 @@ mod tests {
     use crate::data::ImageSet;
 
     fn dataset(name: &str, labels: Vec<u32>, num_classes: usize) -> Dataset {
-        let set = ImageSet {
-            channels: 1,
-            height: 1,
-            width: 1,
-            pixels: vec![0; labels.len()],
-            labels: Some(labels),
-        };
+        let set = ImageSet { channels: 1, height: 1, width: 1, pixels: vec![0; labels.len()], labels: Some(labels) };
         Dataset {
             name: name.into(),
             train: set.clone(),
@@ -169,33 +131,16 @@ mod tests {
 
     #[test]
     fn balanced_draws_are_balanced_sorted_and_deterministic_per_seed() {
-        let d = dataset(
-            "fashion-mnist",
-            (0..1000).map(|i| (i * 7 % 10) as u32).collect(),
-            10,
-        );
+        let d = dataset("fashion-mnist", (0..1000).map(|i| (i * 7 % 10) as u32).collect(), 10);
         let a = pick_seeds(&d, &cfg(Some(4), None), 1).unwrap();
         assert_eq!(a.len(), 40);
         for c in 0..10u32 {
             assert_eq!(a.labels.iter().filter(|&&l| l == c).count(), 4);
         }
         let truth = d.train.labels.as_ref().unwrap();
-        assert!(
-            a.indices
-                .iter()
-                .zip(&a.labels)
-                .all(|(&i, &l)| truth[i] == l)
-        );
-        let keys: Vec<(u32, usize)> = a
-            .labels
-            .iter()
-            .copied()
-            .zip(a.indices.iter().copied())
-            .collect();
-        assert!(
-            keys.windows(2).all(|w| w[0] < w[1]),
-            "class-major, then by index"
-        );
+        assert!(a.indices.iter().zip(&a.labels).all(|(&i, &l)| truth[i] == l));
+        let keys: Vec<(u32, usize)> = a.labels.iter().copied().zip(a.indices.iter().copied()).collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "class-major, then by index");
         assert_eq!(pick_seeds(&d, &cfg(Some(4), None), 1).unwrap(), a);
         assert_ne!(pick_seeds(&d, &cfg(Some(4), None), 2).unwrap(), a);
     }
@@ -203,9 +148,7 @@ mod tests {
     #[test]
     fn too_few_samples_in_a_class_is_an_error() {
         let d = dataset("mnist", vec![0, 0, 0, 1, 2, 2], 3);
-        let msg = pick_seeds(&d, &cfg(Some(2), None), 1)
-            .unwrap_err()
-            .to_string();
+        let msg = pick_seeds(&d, &cfg(Some(2), None), 1).unwrap_err().to_string();
         assert!(msg.contains("class 1 has 1"), "{msg}");
     }
 
@@ -213,20 +156,13 @@ mod tests {
     fn neither_or_both_sources_is_an_error_explaining_the_options() {
         let d = dataset("mnist", vec![0, 1], 2);
         let msg = pick_seeds(&d, &cfg(None, None), 1).unwrap_err().to_string();
-        assert!(
-            msg.contains("labels_per_class") && msg.contains("seeds"),
-            "{msg}"
-        );
+        assert!(msg.contains("labels_per_class") && msg.contains("seeds"), "{msg}");
         assert!(pick_seeds(&d, &cfg(Some(1), Some(Path::new("x.npy"))), 1).is_err());
     }
 
     #[test]
     fn cifar10_one_per_class_uses_the_buckets_for_seeds_1_to_3() {
-        let d = dataset(
-            "cifar10",
-            (0..50_000).map(|i| (i % 10) as u32).collect(),
-            10,
-        );
+        let d = dataset("cifar10", (0..50_000).map(|i| (i % 10) as u32).collect(), 10);
         let s = pick_seeds(&d, &cfg(Some(1), None), 1).unwrap();
         let mut ids = s.indices.clone();
         ids.sort_unstable();
@@ -238,12 +174,7 @@ mod tests {
         assert_eq!(s4.len(), 10);
         assert!(s4.labels.iter().enumerate().all(|(c, &l)| l == c as u32));
         let short = dataset("cifar10", (0..1000).map(|i| (i % 10) as u32).collect(), 10);
-        assert!(
-            pick_seeds(&short, &cfg(Some(1), None), 1)
-                .unwrap_err()
-                .to_string()
-                .contains("bucket")
-        );
+        assert!(pick_seeds(&short, &cfg(Some(1), None), 1).unwrap_err().to_string().contains("bucket"));
     }
 
     #[test]
@@ -255,27 +186,12 @@ mod tests {
         let s = pick_seeds(&d, &cfg(None, Some(&p)), 1).unwrap();
         assert_eq!((s.indices, s.labels), (vec![4, 1, 0], vec![0, 1, 3]));
         npy::write_i64(&p, &[2], &[1, 5]).unwrap();
-        assert!(
-            pick_seeds(&d, &cfg(None, Some(&p)), 1)
-                .unwrap_err()
-                .to_string()
-                .contains("index 5")
-        );
+        assert!(pick_seeds(&d, &cfg(None, Some(&p)), 1).unwrap_err().to_string().contains("index 5"));
         npy::write_i64(&p, &[2], &[-1, 0]).unwrap();
         assert!(pick_seeds(&d, &cfg(None, Some(&p)), 1).is_err());
         npy::write_i64(&p, &[2], &[2, 2]).unwrap();
-        assert!(
-            pick_seeds(&d, &cfg(None, Some(&p)), 1)
-                .unwrap_err()
-                .to_string()
-                .contains("twice")
-        );
+        assert!(pick_seeds(&d, &cfg(None, Some(&p)), 1).unwrap_err().to_string().contains("twice"));
         npy::write_i64(&p, &[1, 2], &[0, 1]).unwrap();
-        assert!(
-            pick_seeds(&d, &cfg(None, Some(&p)), 1)
-                .unwrap_err()
-                .to_string()
-                .contains("1-D")
-        );
+        assert!(pick_seeds(&d, &cfg(None, Some(&p)), 1).unwrap_err().to_string().contains("1-D"));
     }
 }

@@ -8,11 +8,7 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
     /// A position in an experiment file; `line` and `column` count from 1.
-    File {
-        file: PathBuf,
-        line: usize,
-        column: usize,
-    },
+    File { file: PathBuf, line: usize, column: usize },
     /// A file as a whole (a key that is missing, a file that cannot be read).
     Whole { file: PathBuf },
     /// A value given on the command line as `--set text`.
@@ -81,26 +77,16 @@ pub enum ConfigErrorKind {
     Io { source: std::io::Error },
 
     /// The document is not a mapping of keys.
-    #[error(
-        "an experiment file must be a mapping of keys (name, seed, dataset, stages, ...), found {found}"
-    )]
+    #[error("an experiment file must be a mapping of keys (name, seed, dataset, stages, ...), found {found}")]
     NotAMapping { found: String },
 
     /// A key the schema (or the plugin) does not know.
     #[error("unknown key{}{}", expected_list(.expected), did_you_mean(.suggestion))]
-    UnknownKey {
-        key: String,
-        expected: Vec<String>,
-        suggestion: Option<String>,
-    },
+    UnknownKey { key: String, expected: Vec<String>, suggestion: Option<String> },
 
     /// A value outside a fixed set (`backend: gpu`).
     #[error("unknown value `{value}`{}{}", expected_list(.expected), did_you_mean(.suggestion))]
-    UnknownValue {
-        value: String,
-        expected: Vec<String>,
-        suggestion: Option<String>,
-    },
+    UnknownValue { value: String, expected: Vec<String>, suggestion: Option<String> },
 
     /// A value of the wrong type (`k: fifty`).
     #[error("wrong type: expected {expected}, found {found}")]
@@ -116,10 +102,7 @@ pub enum ConfigErrorKind {
 
     /// `extends:` names a file that does not exist.
     #[error("file `{}` not found (referenced by {})", .target.display(), .referenced_by.display())]
-    ExtendsNotFound {
-        target: PathBuf,
-        referenced_by: PathBuf,
-    },
+    ExtendsNotFound { target: PathBuf, referenced_by: PathBuf },
 
     /// `extends:` files that extend each other.
     #[error("cycle: {}", show_chain(.chain))]
@@ -127,10 +110,7 @@ pub enum ConfigErrorKind {
 
     /// A `plugin:` name the registry does not know; `message` is the registry's, with the known names.
     #[error("{message}{}", did_you_mean(.suggestion))]
-    UnknownPlugin {
-        message: String,
-        suggestion: Option<String>,
-    },
+    UnknownPlugin { message: String, suggestion: Option<String> },
 
     /// A `--set` argument that is not `key.path=value`, or whose path cannot be set.
     #[error("bad override: {message}")]
@@ -158,28 +138,16 @@ fn expected_list(expected: &[String]) -> String {
 }
 
 fn did_you_mean(suggestion: &Option<String>) -> String {
-    suggestion
-        .as_ref()
-        .map(|s| format!("; did you mean `{s}`?"))
-        .unwrap_or_default()
+    suggestion.as_ref().map(|s| format!("; did you mean `{s}`?")).unwrap_or_default()
 }
 
 fn show_chain(chain: &[PathBuf]) -> String {
-    chain
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(" -> ")
+    chain.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" -> ")
 }
 
 impl ConfigError {
     pub fn new(location: Location, path: impl Into<String>, kind: ConfigErrorKind) -> Self {
-        ConfigError {
-            location,
-            path: path.into(),
-            kind: Box::new(kind),
-            sweep_point: None,
-        }
+        ConfigError { location, path: path.into(), kind: Box::new(kind), sweep_point: None }
     }
 
     /// Marks the error as found while checking one sweep point (no-op for the single point of a sweep-less file).
@@ -192,10 +160,7 @@ impl ConfigError {
 }
 
 /// The candidate nearest to `word`, if it is near enough to be a plausible misspelling.
-pub(crate) fn nearest<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<String> {
+pub(crate) fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
     let lower = word.to_lowercase();
     let limit = (word.chars().count() / 3).max(1);
     candidates
@@ -208,15 +173,7 @@ pub(crate) fn nearest<'a>(
             let contains = lower.len() >= 3 && candidate.contains(&lower);
             let close = distance <= limit || similarity >= 0.88 || contains;
             // Nearest first; among equals, one that contains the word, then the most similar.
-            (
-                close,
-                (
-                    distance,
-                    !contains,
-                    std::cmp::Reverse((similarity * 1e6) as u64),
-                ),
-                c,
-            )
+            (close, (distance, !contains, std::cmp::Reverse((similarity * 1e6) as u64)), c)
         })
         .filter(|(close, _, _)| *close)
         .min_by_key(|(_, rank, _)| *rank)
@@ -230,19 +187,11 @@ pub(crate) fn classify(message: &str, known_keys: Option<&[String]>) -> ConfigEr
     if let Some((key, listed)) = unknown_named(message, "unknown field `") {
         let expected = known_keys.map(<[String]>::to_vec).unwrap_or(listed);
         let suggestion = nearest(&key, expected.iter().map(String::as_str));
-        return ConfigErrorKind::UnknownKey {
-            key,
-            expected,
-            suggestion,
-        };
+        return ConfigErrorKind::UnknownKey { key, expected, suggestion };
     }
     if let Some((value, expected)) = unknown_named(message, "unknown variant `") {
         let suggestion = nearest(&value, expected.iter().map(String::as_str));
-        return ConfigErrorKind::UnknownValue {
-            value,
-            expected,
-            suggestion,
-        };
+        return ConfigErrorKind::UnknownValue { value, expected, suggestion };
     }
     if message.starts_with("missing field `") {
         return ConfigErrorKind::MissingKey;
@@ -250,24 +199,15 @@ pub(crate) fn classify(message: &str, known_keys: Option<&[String]>) -> ConfigEr
     if let Some(rest) = message.strip_prefix("invalid type: ")
         && let Some((found, expected)) = rest.split_once(", expected ")
     {
-        return ConfigErrorKind::WrongType {
-            expected: readable_type(expected),
-            found: readable_found(found),
-        };
+        return ConfigErrorKind::WrongType { expected: readable_type(expected), found: readable_found(found) };
     }
     if let Some(rest) = message.strip_prefix("invalid value: ")
         && let Some((found, expected)) = rest.split_once(", expected ")
     {
-        let message = format!(
-            "invalid value: expected {}, found {}",
-            readable_type(expected),
-            readable_found(found)
-        );
+        let message = format!("invalid value: expected {}, found {}", readable_type(expected), readable_found(found));
         return ConfigErrorKind::Invalid { message };
     }
-    ConfigErrorKind::Invalid {
-        message: message.to_string(),
-    }
+    ConfigErrorKind::Invalid { message: message.to_string() }
 }
 
 /// The field a `missing field `x`` message names.
@@ -345,25 +285,16 @@ mod tests {
     #[test]
     fn display_has_location_path_and_suggestion() {
         let e = ConfigError::new(
-            Location::File {
-                file: "experiments/x.yaml".into(),
-                line: 12,
-                column: 5,
-            },
+            Location::File { file: "experiments/x.yaml".into(), line: 12, column: 5 },
             "stages.propagate.kk",
-            classify(
-                "unknown field `kk`",
-                Some(&["k".into(), "alpha".into(), "gamma".into()]),
-            ),
+            classify("unknown field `kk`", Some(&["k".into(), "alpha".into(), "gamma".into()])),
         );
         assert_eq!(
             e.to_string(),
             "experiments/x.yaml:12:5: stages.propagate.kk: unknown key; expected one of k, alpha, gamma; did you mean `k`?"
         );
         let e = ConfigError::new(
-            Location::Set {
-                text: "seed=x".into(),
-            },
+            Location::Set { text: "seed=x".into() },
             "seed",
             classify("invalid type: string \"x\", expected u64", None),
         )
@@ -376,39 +307,23 @@ mod tests {
 
     #[test]
     fn classify_serde_messages() {
-        match classify(
-            "unknown field `sed`, expected one of `name`, `seed`, `backend`",
-            None,
-        ) {
-            ConfigErrorKind::UnknownKey {
-                key,
-                expected,
-                suggestion,
-            } => {
+        match classify("unknown field `sed`, expected one of `name`, `seed`, `backend`", None) {
+            ConfigErrorKind::UnknownKey { key, expected, suggestion } => {
                 assert_eq!(key, "sed");
                 assert_eq!(expected, ["name", "seed", "backend"]);
                 assert_eq!(suggestion.as_deref(), Some("seed"));
             }
             k => panic!("{k:?}"),
         }
-        match classify(
-            "unknown variant `gpu`, expected one of `cpu`, `wgpu`, `cuda`, `auto`",
-            None,
-        ) {
-            ConfigErrorKind::UnknownValue {
-                value, suggestion, ..
-            } => {
+        match classify("unknown variant `gpu`, expected one of `cpu`, `wgpu`, `cuda`, `auto`", None) {
+            ConfigErrorKind::UnknownValue { value, suggestion, .. } => {
                 assert_eq!(value, "gpu");
                 assert_eq!(suggestion.as_deref(), Some("wgpu"));
             }
             k => panic!("{k:?}"),
         }
         match classify("unknown field `sorce`, expected `source` or `from`", None) {
-            ConfigErrorKind::UnknownKey {
-                expected,
-                suggestion,
-                ..
-            } => {
+            ConfigErrorKind::UnknownKey { expected, suggestion, .. } => {
                 assert_eq!(expected, ["source", "from"]);
                 assert_eq!(suggestion.as_deref(), Some("source"));
             }
@@ -418,23 +333,14 @@ mod tests {
             classify("invalid value: integer `-1`, expected u64", None).to_string(),
             "invalid value: expected a non-negative integer, found an integer `-1`"
         );
-        assert!(matches!(
-            classify("missing field `dataset`", None),
-            ConfigErrorKind::MissingKey
-        ));
-        assert_eq!(
-            missing_field("missing field `dataset`").as_deref(),
-            Some("dataset")
-        );
+        assert!(matches!(classify("missing field `dataset`", None), ConfigErrorKind::MissingKey));
+        assert_eq!(missing_field("missing field `dataset`").as_deref(), Some("dataset"));
     }
 
     #[test]
     fn nearest_is_picky() {
         assert_eq!(nearest("kk", ["k", "alpha", "gamma"]).as_deref(), Some("k"));
-        assert_eq!(
-            nearest("propogate", ["pretrain", "propagate", "select"]).as_deref(),
-            Some("propagate")
-        );
+        assert_eq!(nearest("propogate", ["pretrain", "propagate", "select"]).as_deref(), Some("propagate"));
         assert_eq!(nearest("zzzzzz", ["k", "alpha", "gamma"]), None);
     }
 }

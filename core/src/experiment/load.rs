@@ -30,18 +30,10 @@ pub(crate) struct Loaded {
 pub(crate) fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
     let file = clean(path);
     if !file.is_file() {
-        return Err(ConfigError::new(
-            Location::Unknown,
-            "",
-            ConfigErrorKind::FileNotFound { path: file },
-        ));
+        return Err(ConfigError::new(Location::Unknown, "", ConfigErrorKind::FileNotFound { path: file }));
     }
     let text = std::fs::read_to_string(&file).map_err(|source| {
-        ConfigError::new(
-            Location::Whole { file: file.clone() },
-            "",
-            ConfigErrorKind::Io { source },
-        )
+        ConfigError::new(Location::Whole { file: file.clone() }, "", ConfigErrorKind::Io { source })
     })?;
     load_text(&text, &file)
 }
@@ -57,20 +49,14 @@ pub(crate) fn load_text(text: &str, file: &Path) -> Result<Loaded, ConfigError> 
 type Chain = Vec<(PathBuf, PathBuf)>;
 
 fn resolve(text: &str, file: &Path, chain: &mut Chain) -> Result<Loaded, ConfigError> {
-    let Loaded {
-        mut tree,
-        mut origins,
-    } = parse(text, file)?;
+    let Loaded { mut tree, mut origins } = parse(text, file)?;
     let mut base: Option<Loaded> = None;
     for (target, at) in extends_targets(tree::take_top(&mut tree, "extends"), &origins)? {
         let location = origins.value_location(&at);
         let error = |kind| ConfigError::new(location.clone(), "extends", kind);
         let target = clean(&file.parent().unwrap_or(Path::new("")).join(target));
         if !target.is_file() {
-            return Err(error(ConfigErrorKind::ExtendsNotFound {
-                target,
-                referenced_by: file.to_path_buf(),
-            }));
+            return Err(error(ConfigErrorKind::ExtendsNotFound { target, referenced_by: file.to_path_buf() }));
         }
         let id = identity(&target);
         if chain.iter().any(|(seen, _)| *seen == id) {
@@ -78,8 +64,7 @@ fn resolve(text: &str, file: &Path, chain: &mut Chain) -> Result<Loaded, ConfigE
             files.push(target);
             return Err(error(ConfigErrorKind::ExtendsCycle { chain: files }));
         }
-        let text = std::fs::read_to_string(&target)
-            .map_err(|source| error(ConfigErrorKind::Io { source }))?;
+        let text = std::fs::read_to_string(&target).map_err(|source| error(ConfigErrorKind::Io { source }))?;
         chain.push((id, target.clone()));
         let parent = resolve(&text, &target, chain)?;
         chain.pop();
@@ -98,10 +83,7 @@ fn resolve(text: &str, file: &Path, chain: &mut Chain) -> Result<Loaded, ConfigE
 
 /// `over` merged onto `base`, origins following the values that win.
 fn merge(base: Loaded, over: Loaded) -> Loaded {
-    let Loaded {
-        mut tree,
-        mut origins,
-    } = base;
+    let Loaded { mut tree, mut origins } = base;
     tree::merge(&mut tree, over.tree);
     origins.overlay(over.origins);
     origins.prune(&tree);
@@ -109,15 +91,9 @@ fn merge(base: Loaded, over: Loaded) -> Loaded {
 }
 
 /// The paths `extends:` names, each with the key path of the text that named it.
-fn extends_targets(
-    value: Option<Value>,
-    origins: &Origins,
-) -> Result<Vec<(String, KeyPath)>, ConfigError> {
+fn extends_targets(value: Option<Value>, origins: &Origins) -> Result<Vec<(String, KeyPath)>, ConfigError> {
     let at = |rest: &[&str]| -> KeyPath {
-        std::iter::once("extends")
-            .chain(rest.iter().copied())
-            .map(str::to_string)
-            .collect()
+        std::iter::once("extends").chain(rest.iter().copied()).map(str::to_string).collect()
     };
     let wrong = |path: KeyPath, found: &Value| {
         ConfigError::new(
@@ -147,8 +123,7 @@ fn extends_targets(
 /// One file's tree (without resolving `extends:`) and its origins.
 fn parse(text: &str, file: &Path) -> Result<Loaded, ConfigError> {
     let mut tree: Value = serde_yaml::from_str(text).map_err(|e| syntax_error(e, file, text))?;
-    tree.apply_merge()
-        .map_err(|e| syntax_error(e, file, text))?;
+    tree.apply_merge().map_err(|e| syntax_error(e, file, text))?;
     let origins = positions(text, file).0;
     match tree {
         Value::Null => tree = Value::Mapping(Mapping::new()),
@@ -157,9 +132,7 @@ fn parse(text: &str, file: &Path) -> Result<Loaded, ConfigError> {
             return Err(ConfigError::new(
                 origins.value_location(&[]),
                 "",
-                ConfigErrorKind::NotAMapping {
-                    found: tree::describe(other),
-                },
+                ConfigErrorKind::NotAMapping { found: tree::describe(other) },
             ));
         }
     }
@@ -172,35 +145,17 @@ fn syntax_error(e: serde_yaml::Error, file: &Path, text: &str) -> ConfigError {
         && let (_, Some((path, Pos { line, column }))) = positions(text, file)
     {
         // serde_yaml points at the mapping; point at the second occurrence of the key instead.
-        let location = Location::File {
-            file: file.to_path_buf(),
-            line,
-            column,
-        };
+        let location = Location::File { file: file.to_path_buf(), line, column };
         let message = "duplicate key (a key may appear once per mapping)".to_string();
-        return ConfigError::new(
-            location,
-            tree::dotted(&path),
-            ConfigErrorKind::Syntax { message },
-        );
+        return ConfigError::new(location, tree::dotted(&path), ConfigErrorKind::Syntax { message });
     }
     let location = match e.location() {
         Some(at) => {
             // serde_yaml appends the position it already gives in `location()`.
-            message = message.replacen(
-                &format!(" at line {} column {}", at.line(), at.column()),
-                "",
-                1,
-            );
-            Location::File {
-                file: file.to_path_buf(),
-                line: at.line(),
-                column: at.column(),
-            }
+            message = message.replacen(&format!(" at line {} column {}", at.line(), at.column()), "", 1);
+            Location::File { file: file.to_path_buf(), line: at.line(), column: at.column() }
         }
-        None => Location::Whole {
-            file: file.to_path_buf(),
-        },
+        None => Location::Whole { file: file.to_path_buf() },
     };
     ConfigError::new(location, "", ConfigErrorKind::Syntax { message })
 }
@@ -209,28 +164,13 @@ fn syntax_error(e: serde_yaml::Error, file: &Path, text: &str) -> ConfigError {
 /// key that repeats one before it in the same mapping.
 fn positions(text: &str, file: &Path) -> (Origins, Option<(KeyPath, Pos)>) {
     let source = Source::File(Arc::from(file));
-    let mut recorder = Recorder {
-        source: source.clone(),
-        origins: Origins::default(),
-        stack: Vec::new(),
-        skip: 0,
-        duplicate: None,
-    };
+    let mut recorder =
+        Recorder { source: source.clone(), origins: Origins::default(), stack: Vec::new(), skip: 0, duplicate: None };
     let parsed = Parser::new_from_str(text).load(&mut recorder, false);
-    let (mut origins, duplicate) = if parsed.is_ok() {
-        (recorder.origins, recorder.duplicate)
-    } else {
-        (Origins::default(), None)
-    };
+    let (mut origins, duplicate) =
+        if parsed.is_ok() { (recorder.origins, recorder.duplicate) } else { (Origins::default(), None) };
     if origins.get(&[]).is_none() {
-        origins.insert(
-            Vec::new(),
-            Written {
-                source,
-                key: None,
-                value: None,
-            },
-        );
+        origins.insert(Vec::new(), Written { source, key: None, value: None });
     }
     (origins, duplicate)
 }
@@ -268,10 +208,7 @@ struct Recorder {
 impl MarkedEventReceiver for Recorder {
     fn on_event(&mut self, event: Event, mark: Marker) {
         // yaml-rust2 counts lines from 1 and columns from 0.
-        let pos = Pos {
-            line: mark.line(),
-            column: mark.col() + 1,
-        };
+        let pos = Pos { line: mark.line(), column: mark.col() + 1 };
         if self.skip > 0 {
             match event {
                 Event::MappingStart(..) | Event::SequenceStart(..) => self.skip += 1,
@@ -310,8 +247,7 @@ impl Recorder {
                         }
                     };
                     if !seen.insert(name.clone()) && self.duplicate.is_none() {
-                        self.duplicate =
-                            Some(([path.as_slice(), std::slice::from_ref(&name)].concat(), pos));
+                        self.duplicate = Some(([path.as_slice(), std::slice::from_ref(&name)].concat(), pos));
                     }
                     *key = Some((name, pos));
                     return;
@@ -322,20 +258,9 @@ impl Recorder {
                 ([path.as_slice(), &[(*next - 1).to_string()]].concat(), None)
             }
         };
-        self.origins.insert(
-            path.clone(),
-            Written {
-                source: self.source.clone(),
-                key,
-                value: Some(pos),
-            },
-        );
+        self.origins.insert(path.clone(), Written { source: self.source.clone(), key, value: Some(pos) });
         match node {
-            Node::Map => self.stack.push(Frame::Map {
-                path,
-                key: None,
-                seen: BTreeSet::new(),
-            }),
+            Node::Map => self.stack.push(Frame::Map { path, key: None, seen: BTreeSet::new() }),
             Node::Seq => self.stack.push(Frame::Seq { path, next: 0 }),
             _ => {}
         }
@@ -358,17 +283,12 @@ pub(crate) fn clean(path: &Path) -> PathBuf {
             other => out.push(other),
         }
     }
-    if out.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        out
-    }
+    if out.as_os_str().is_empty() { PathBuf::from(".") } else { out }
 }
 
 /// What makes two paths the same file, for cycle checks.
 fn identity(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path)
-        .unwrap_or_else(|_| clean(&std::path::absolute(path).unwrap_or(path.to_path_buf())))
+    std::fs::canonicalize(path).unwrap_or_else(|_| clean(&std::path::absolute(path).unwrap_or(path.to_path_buf())))
 }
 
 #[cfg(test)]
@@ -376,11 +296,7 @@ mod tests {
     use super::*;
 
     fn kp(s: &str) -> KeyPath {
-        if s.is_empty() {
-            Vec::new()
-        } else {
-            s.split('.').map(str::to_string).collect()
-        }
+        if s.is_empty() { Vec::new() } else { s.split('.').map(str::to_string).collect() }
     }
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -395,22 +311,10 @@ mod tests {
         let text = "name: x\nstages:\n  propagate:\n    plugin: diffusion\n    kk: 3\nsweep:\n  seed: [1, 2]\n";
         let loaded = load_text(text, Path::new("exp/x.yaml")).unwrap();
         let o = &loaded.origins;
-        assert_eq!(
-            o.key_location(&kp("stages.propagate.kk")).to_string(),
-            "exp/x.yaml:5:5"
-        );
-        assert_eq!(
-            o.value_location(&kp("stages.propagate.kk")).to_string(),
-            "exp/x.yaml:5:9"
-        );
-        assert_eq!(
-            o.value_location(&kp("stages.propagate.plugin")).to_string(),
-            "exp/x.yaml:4:13"
-        );
-        assert_eq!(
-            o.value_location(&kp("sweep.seed.1")).to_string(),
-            "exp/x.yaml:7:13"
-        );
+        assert_eq!(o.key_location(&kp("stages.propagate.kk")).to_string(), "exp/x.yaml:5:5");
+        assert_eq!(o.value_location(&kp("stages.propagate.kk")).to_string(), "exp/x.yaml:5:9");
+        assert_eq!(o.value_location(&kp("stages.propagate.plugin")).to_string(), "exp/x.yaml:4:13");
+        assert_eq!(o.value_location(&kp("sweep.seed.1")).to_string(), "exp/x.yaml:7:13");
         assert_eq!(o.key_location(&kp("name")).to_string(), "exp/x.yaml:1:1");
     }
 
@@ -418,26 +322,16 @@ mod tests {
     fn syntax_error_has_position() {
         let e = load_text("a: 1\nb: [1, 2\nc: 3\n", Path::new("x.yaml")).unwrap_err();
         assert!(matches!(*e.kind, ConfigErrorKind::Syntax { .. }), "{e}");
-        let Location::File { line, .. } = e.location else {
-            panic!("{e}")
-        };
+        let Location::File { line, .. } = e.location else { panic!("{e}") };
         assert!(line >= 2, "{e}");
-        assert!(
-            e.to_string()
-                .starts_with("x.yaml:3:2: YAML syntax error: did not find expected ',' or ']'"),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with("x.yaml:3:2: YAML syntax error: did not find expected ',' or ']'"), "{e}");
         let e = load_text("a:\n  b: 1\n  c: 2\n  b: 3\n", Path::new("x.yaml")).unwrap_err();
         assert_eq!(
             e.to_string(),
             "x.yaml:4:3: a.b: YAML syntax error: duplicate key (a key may appear once per mapping)"
         );
         let e = load_text("- 1\n- 2\n", Path::new("x.yaml")).unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("x.yaml:1:1: an experiment file must be a mapping"),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with("x.yaml:1:1: an experiment file must be a mapping"), "{e}");
     }
 
     #[test]
@@ -453,11 +347,8 @@ mod tests {
             "mid/mid.yaml",
             "extends: ../base/root.yaml\ndataset: {labels_per_class: 10}\nstages:\n  propagate: {k: 50}\n  train: {milestones: [9]}\n",
         );
-        let top = write(
-            dir.path(),
-            "top.yaml",
-            "extends: [mid/mid.yaml]\nname: top\nstages:\n  propagate: {alpha: 0.5}\n",
-        );
+        let top =
+            write(dir.path(), "top.yaml", "extends: [mid/mid.yaml]\nname: top\nstages:\n  propagate: {alpha: 0.5}\n");
         let loaded = load_file(&top).unwrap();
         let expected: Value = serde_yaml::from_str(
             "seed: 7\ndataset: {name: mnist, root: ../data, labels_per_class: 10}\nstages:\n  propagate: {plugin: diffusion, k: 50, alpha: 0.5}\n  train: {plugin: pl, milestones: [9]}\nname: top\n",
@@ -466,29 +357,14 @@ mod tests {
         assert_eq!(loaded.tree, expected);
         let o = &loaded.origins;
         let shown = |p: &str| o.value_location(&kp(p)).to_string();
-        assert!(
-            shown("seed").ends_with("base/root.yaml:1:7"),
-            "{}",
-            shown("seed")
-        );
-        assert!(
-            shown("stages.propagate.k").ends_with("mid/mid.yaml:4:18"),
-            "{}",
-            shown("stages.propagate.k")
-        );
-        assert!(
-            shown("stages.propagate.alpha").ends_with("top.yaml:4:22"),
-            "{}",
-            shown("stages.propagate.alpha")
-        );
+        assert!(shown("seed").ends_with("base/root.yaml:1:7"), "{}", shown("seed"));
+        assert!(shown("stages.propagate.k").ends_with("mid/mid.yaml:4:18"), "{}", shown("stages.propagate.k"));
+        assert!(shown("stages.propagate.alpha").ends_with("top.yaml:4:22"), "{}", shown("stages.propagate.alpha"));
         assert!(shown("stages.train.milestones.0").ends_with("mid/mid.yaml:5:24"));
         assert!(o.get(&kp("stages.train.milestones.1")).is_none());
         assert!(o.get(&kp("extends")).is_none());
         // The root path was written by base/root.yaml, so it is relative to base/.
-        assert_eq!(
-            o.base_dir(&kp("dataset.root")),
-            std::path::absolute(dir.path().join("base")).unwrap()
-        );
+        assert_eq!(o.base_dir(&kp("dataset.root")), std::path::absolute(dir.path().join("base")).unwrap());
     }
 
     #[test]
@@ -500,24 +376,14 @@ mod tests {
         let (a, b) = (clean(&a), clean(&dir.path().join("b.yaml")));
         assert_eq!(
             e.to_string(),
-            format!(
-                "{}:2:11: extends: cycle: {} -> {} -> {}",
-                b.display(),
-                a.display(),
-                b.display(),
-                a.display()
-            )
+            format!("{}:2:11: extends: cycle: {} -> {} -> {}", b.display(), a.display(), b.display(), a.display())
         );
     }
 
     #[test]
     fn extends_missing_file_names_both() {
         let dir = tempfile::tempdir().unwrap();
-        let a = write(
-            dir.path(),
-            "exp/a.yaml",
-            "seed: 1\nextends: ../base/nope.yaml\n",
-        );
+        let a = write(dir.path(), "exp/a.yaml", "seed: 1\nextends: ../base/nope.yaml\n");
         let e = load_file(&a).unwrap_err();
         let missing = dir.path().join("base/nope.yaml");
         assert_eq!(

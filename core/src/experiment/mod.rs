@@ -42,11 +42,7 @@ pub struct ResolvedRun {
 
 /// Reads the experiment at `path`, applies `--set` overrides (`key.path=value`) and returns one checked run per
 /// sweep point (a single one without `sweep:`), in sweep order.
-pub fn load(
-    path: &Path,
-    overrides: &[String],
-    registry: &Registry,
-) -> Result<Vec<ResolvedRun>, ConfigError> {
+pub fn load(path: &Path, overrides: &[String], registry: &Registry) -> Result<Vec<ResolvedRun>, ConfigError> {
     resolve(load::load_file(path)?, path, overrides, registry)
 }
 
@@ -58,12 +54,7 @@ pub fn load_str(
     overrides: &[String],
     registry: &Registry,
 ) -> Result<Vec<ResolvedRun>, ConfigError> {
-    resolve(
-        load::load_text(text, file_name)?,
-        file_name,
-        overrides,
-        registry,
-    )
+    resolve(load::load_text(text, file_name)?, file_name, overrides, registry)
 }
 
 fn resolve(
@@ -72,33 +63,21 @@ fn resolve(
     overrides: &[String],
     registry: &Registry,
 ) -> Result<Vec<ResolvedRun>, ConfigError> {
-    let overrides = overrides
-        .iter()
-        .map(|o| overrides::parse(o))
-        .collect::<Result<Vec<_>, _>>()?;
-    let (on_sweep, on_experiment): (Vec<_>, Vec<_>) =
-        overrides.into_iter().partition(|o| o.is_sweep());
-    let load::Loaded {
-        mut tree,
-        mut origins,
-    } = loaded;
+    let overrides = overrides.iter().map(|o| overrides::parse(o)).collect::<Result<Vec<_>, _>>()?;
+    let (on_sweep, on_experiment): (Vec<_>, Vec<_>) = overrides.into_iter().partition(|o| o.is_sweep());
+    let load::Loaded { mut tree, mut origins } = loaded;
     for o in &on_sweep {
         overrides::apply(&mut tree, &mut origins, o)?;
     }
     let mut sweep = sweep::Sweep::take(&mut tree, &origins)?;
     sweep.drop_axes_set_by(&on_experiment);
-    let stem = file
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
 
     let mut runs = Vec::new();
     for point in sweep.points() {
         let in_point = |e: ConfigError| e.in_point(&point.label);
         let (mut tree, mut origins) = (tree.clone(), origins.clone());
-        sweep
-            .apply(&point, &mut tree, &mut origins)
-            .map_err(in_point)?;
+        sweep.apply(&point, &mut tree, &mut origins).map_err(in_point)?;
         for o in &on_experiment {
             overrides::apply(&mut tree, &mut origins, o).map_err(in_point)?;
         }
@@ -106,12 +85,7 @@ fn resolve(
         default_name(&mut tree, &stem);
         paths::absolutize(&mut tree, &origins);
         let experiment = validate::check(&tree, &origins, registry).map_err(in_point)?;
-        runs.push(ResolvedRun {
-            label: point.label,
-            folder: point.folder,
-            experiment,
-            value: tree,
-        });
+        runs.push(ResolvedRun { label: point.label, folder: point.folder, experiment, value: tree });
     }
     Ok(runs)
 }
@@ -124,11 +98,7 @@ fn default_name(tree: &mut Value, stem: &str) {
     }
     let mut named = Mapping::new();
     named.insert(Value::from("name"), Value::from(stem));
-    named.extend(
-        std::mem::take(map)
-            .into_iter()
-            .filter(|(k, _)| k.as_str() != Some("name")),
-    );
+    named.extend(std::mem::take(map).into_iter().filter(|(k, _)| k.as_str() != Some("name")));
     *map = named;
 }
 

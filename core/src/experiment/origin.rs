@@ -39,26 +39,16 @@ pub(crate) struct Written {
 
 impl Written {
     pub fn set(text: &Arc<str>) -> Self {
-        Written {
-            source: Source::Set(text.clone()),
-            key: None,
-            value: None,
-        }
+        Written { source: Source::Set(text.clone()), key: None, value: None }
     }
 
     fn location(&self, pos: Option<Pos>) -> Location {
         match (&self.source, pos) {
-            (Source::File(file), Some(Pos { line, column })) => Location::File {
-                file: file.to_path_buf(),
-                line,
-                column,
-            },
-            (Source::File(file), None) => Location::Whole {
-                file: file.to_path_buf(),
-            },
-            (Source::Set(text), _) => Location::Set {
-                text: text.to_string(),
-            },
+            (Source::File(file), Some(Pos { line, column })) => {
+                Location::File { file: file.to_path_buf(), line, column }
+            }
+            (Source::File(file), None) => Location::Whole { file: file.to_path_buf() },
+            (Source::Set(text), _) => Location::Set { text: text.to_string() },
         }
     }
 }
@@ -115,9 +105,7 @@ impl Origins {
 
     /// The origin of `path` or of its nearest ancestor that has one, with that ancestor's path.
     fn nearest<'a>(&self, path: &'a [String]) -> Option<(&'a [String], &Written)> {
-        (0..=path.len())
-            .rev()
-            .find_map(|n| self.map.get(&path[..n]).map(|w| (&path[..n], w)))
+        (0..=path.len()).rev().find_map(|n| self.map.get(&path[..n]).map(|w| (&path[..n], w)))
     }
 
     /// Who wrote `path` (or the nearest ancestor that was written).
@@ -164,11 +152,7 @@ mod tests {
     use super::*;
 
     fn p(s: &str) -> KeyPath {
-        if s.is_empty() {
-            Vec::new()
-        } else {
-            s.split('.').map(str::to_string).collect()
-        }
+        if s.is_empty() { Vec::new() } else { s.split('.').map(str::to_string).collect() }
     }
 
     fn at(file: &str, line: usize) -> Written {

@@ -15,11 +15,7 @@ pub(crate) fn path_keys(tree: &Value) -> Vec<KeyPath> {
     let key = |parts: &[&str]| parts.iter().map(|s| s.to_string()).collect::<KeyPath>();
     let mut keys = vec![key(&["dataset", "root"]), key(&["dataset", "seeds"])];
     if let Some(Value::Mapping(stages)) = tree::get(tree, &key(&["stages"])) {
-        keys.extend(
-            stages
-                .keys()
-                .map(|stage| vec!["stages".into(), tree::segment(stage), "from".into()]),
-        );
+        keys.extend(stages.keys().map(|stage| vec!["stages".into(), tree::segment(stage), "from".into()]));
     }
     keys
 }
@@ -34,12 +30,7 @@ pub(crate) fn absolutize(tree: &mut Value, origins: &Origins) {
             continue;
         }
         let absolute = resolve(text, &origins.base_dir(&key));
-        tree::set(
-            tree,
-            &key,
-            Value::String(absolute.to_string_lossy().into_owned()),
-        )
-        .expect("the path exists");
+        tree::set(tree, &key, Value::String(absolute.to_string_lossy().into_owned())).expect("the path exists");
     }
 }
 
@@ -61,23 +52,17 @@ mod tests {
 
     #[test]
     fn relative_to_the_writer() {
-        let mut tree: Value = serde_yaml::from_str(
-            "dataset: {root: ../data, seeds: /abs/s.npy}\nstages: {select: {from: s.npz}}",
-        )
-        .unwrap();
+        let mut tree: Value =
+            serde_yaml::from_str("dataset: {root: ../data, seeds: /abs/s.npy}\nstages: {select: {from: s.npz}}")
+                .unwrap();
         let mut origins = Origins::default();
-        let at = |f: &str| Written {
-            source: Source::File(Arc::from(Path::new(f))),
-            key: None,
-            value: None,
-        };
+        let at = |f: &str| Written { source: Source::File(Arc::from(Path::new(f))), key: None, value: None };
         origins.insert(vec!["dataset".into()], at("/e/base/b.yaml"));
         origins.insert(vec!["stages".into()], at("/e/x.yaml"));
         absolutize(&mut tree, &origins);
-        let expected: Value = serde_yaml::from_str(
-            "dataset: {root: /e/data, seeds: /abs/s.npy}\nstages: {select: {from: /e/s.npz}}",
-        )
-        .unwrap();
+        let expected: Value =
+            serde_yaml::from_str("dataset: {root: /e/data, seeds: /abs/s.npy}\nstages: {select: {from: /e/s.npz}}")
+                .unwrap();
         assert_eq!(tree, expected);
     }
 }

@@ -145,9 +145,12 @@ impl Sweep {
                 )
             })?;
             // Point unknown-key errors at the sweep's key, wrong values at the list item.
+            // Mappings the sweep created are reported at the sweep's key too.
             let key_written = origins.get(&key_at).cloned();
-            for path in created.into_iter().filter(|_| key_written.is_some()) {
-                origins.insert(path, key_written.clone().expect("checked"));
+            if let Some(written) = &key_written {
+                for path in created {
+                    origins.insert(path, written.clone());
+                }
             }
             origins.graft(&[key_at.as_slice(), &[c.to_string()]].concat(), &axis.path);
             if let (Some(key_written), Some(value_written)) = (key_written, origins.get(&axis.path).cloned()) {

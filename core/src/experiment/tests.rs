@@ -25,21 +25,13 @@ struct DiffusionParams {
 
 impl Default for DiffusionParams {
     fn default() -> Self {
-        DiffusionParams {
-            k: 200,
-            alpha: 0.99,
-            gamma: 3.0,
-        }
+        DiffusionParams { k: 200, alpha: 0.99, gamma: 3.0 }
     }
 }
 
 impl PluginParams for DiffusionParams {
     fn help() -> &'static [(&'static str, &'static str)] {
-        &[
-            ("k", "neighbours"),
-            ("alpha", "damping"),
-            ("gamma", "power"),
-        ]
+        &[("k", "neighbours"), ("alpha", "damping"), ("gamma", "power")]
     }
 }
 
@@ -115,10 +107,7 @@ struct LearnerParams {
 
 impl Default for LearnerParams {
     fn default() -> Self {
-        LearnerParams {
-            epochs: 400,
-            warmup_epochs: 200,
-        }
+        LearnerParams { epochs: 400, warmup_epochs: 200 }
     }
 }
 
@@ -197,32 +186,17 @@ impl SslMethod for Imix {
 fn registry() -> Registry {
     let mut registry = Registry::default();
     let test = Origin::Static { crate_name: "test" };
-    registry
-        .add(PluginEntry::propagate::<Diffusion>("0"), test.clone())
-        .unwrap();
-    registry
-        .add(PluginEntry::propagate::<NearestSeed>("0"), test.clone())
-        .unwrap();
-    registry
-        .add(PluginEntry::train::<PseudoLabel>("0"), test.clone())
-        .unwrap();
-    registry
-        .add(PluginEntry::train::<Remix>("0"), test.clone())
-        .unwrap();
-    registry
-        .add(PluginEntry::pretrain::<Imix>("0"), test)
-        .unwrap();
+    registry.add(PluginEntry::propagate::<Diffusion>("0"), test.clone()).unwrap();
+    registry.add(PluginEntry::propagate::<NearestSeed>("0"), test.clone()).unwrap();
+    registry.add(PluginEntry::train::<PseudoLabel>("0"), test.clone()).unwrap();
+    registry.add(PluginEntry::train::<Remix>("0"), test.clone()).unwrap();
+    registry.add(PluginEntry::pretrain::<Imix>("0"), test).unwrap();
     registry
 }
 
 fn runs(text: &str, overrides: &[&str]) -> Result<Vec<ResolvedRun>, ConfigError> {
     let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
-    load_str(
-        text,
-        Path::new("experiments/x.yaml"),
-        &overrides,
-        &registry(),
-    )
+    load_str(text, Path::new("experiments/x.yaml"), &overrides, &registry())
 }
 
 fn error(text: &str, overrides: &[&str]) -> String {
@@ -257,29 +231,17 @@ fn parses_the_design_example() {
     let runs = runs(DESIGN, &[]).unwrap();
     assert_eq!(runs.len(), 12);
     let run = &runs[3];
-    assert_eq!(
-        run.label,
-        "seed=1,stages.propagate.k=200,stages.train.plugin=remixmatch"
-    );
+    assert_eq!(run.label, "seed=1,stages.propagate.k=200,stages.train.plugin=remixmatch");
     assert_eq!(run.folder, run.label);
     let e = &run.experiment;
-    assert_eq!(
-        (e.name.as_deref(), e.seed, e.backend),
-        (Some("fmnist-40"), 1, BackendChoice::Cpu)
-    );
+    assert_eq!((e.name.as_deref(), e.seed, e.backend), (Some("fmnist-40"), 1, BackendChoice::Cpu));
     assert_eq!(e.dataset.labels_per_class, Some(4));
     let propagate = e.stages.propagate.as_ref().unwrap();
     assert_eq!(propagate.plugin.as_deref(), Some("diffusion"));
     assert_eq!(propagate.params.get("k"), Some(&Value::from(200)));
-    assert_eq!(
-        e.stages.train.as_ref().unwrap().plugin.as_deref(),
-        Some("remixmatch")
-    );
+    assert_eq!(e.stages.train.as_ref().unwrap().plugin.as_deref(), Some("remixmatch"));
     assert!(run.value.get("sweep").is_none());
-    assert_eq!(
-        serde_yaml::from_value::<Experiment>(run.value.clone()).unwrap(),
-        run.experiment
-    );
+    assert_eq!(serde_yaml::from_value::<Experiment>(run.value.clone()).unwrap(), run.experiment);
     let seeds: Vec<u64> = runs.iter().map(|r| r.experiment.seed).collect();
     assert_eq!(seeds, [1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3]);
 }
@@ -290,10 +252,7 @@ fn no_sweep_one_run_named_after_the_file() {
     assert_eq!(runs.len(), 1);
     assert_eq!((runs[0].label.as_str(), runs[0].folder.as_str()), ("", ""));
     assert_eq!(runs[0].experiment.name.as_deref(), Some("x"));
-    assert_eq!(
-        runs[0].value,
-        serde_yaml::from_str::<Value>("name: x\ndataset: {name: mnist}").unwrap()
-    );
+    assert_eq!(runs[0].value, serde_yaml::from_str::<Value>("name: x\ndataset: {name: mnist}").unwrap());
     assert_eq!(runs[0].experiment.seed, 1);
 }
 
@@ -326,40 +285,26 @@ fn extends_two_levels_with_relative_paths() {
     assert_eq!(e.dataset.name, "fashion-mnist");
     assert_eq!(e.dataset.labels_per_class, Some(10));
     assert_eq!(e.dataset.root.as_deref(), Some(root.join("data").as_path()));
-    assert_eq!(
-        e.stages.select.as_ref().unwrap().from.as_deref(),
-        Some(root.join("data/subset.npz").as_path())
-    );
+    assert_eq!(e.stages.select.as_ref().unwrap().from.as_deref(), Some(root.join("data/subset.npz").as_path()));
     let propagate = e.stages.propagate.as_ref().unwrap();
     let params: Value = serde_yaml::from_str("{k: 50, alpha: 0.9, gamma: 2}").unwrap();
     assert_eq!(Value::Mapping(propagate.params.clone()), params);
     assert_eq!(runs[0].value.get("extends"), None);
 
     // An error in an inherited value points into the file that wrote it.
-    write(
-        &root,
-        "experiments/base/fmnist.yaml",
-        "seed: three\ndataset: {name: fashion-mnist}\n",
-    );
+    write(&root, "experiments/base/fmnist.yaml", "seed: three\ndataset: {name: fashion-mnist}\n");
     let e = load(&top, &[], &registry()).unwrap_err();
     let base = root.join("experiments/base/fmnist.yaml");
     assert_eq!(
         e.to_string(),
-        format!(
-            "{}:1:7: seed: wrong type: expected a non-negative integer, found a string \"three\"",
-            base.display()
-        )
+        format!("{}:1:7: seed: wrong type: expected a non-negative integer, found a string \"three\"", base.display())
     );
 }
 
 #[test]
 fn extends_cycle_and_missing_file() {
     let dir = tempfile::tempdir().unwrap();
-    let a = write(
-        dir.path(),
-        "a.yaml",
-        "extends: b.yaml\ndataset: {name: mnist}\n",
-    );
+    let a = write(dir.path(), "a.yaml", "extends: b.yaml\ndataset: {name: mnist}\n");
     let b = write(dir.path(), "b.yaml", "extends: c.yaml\n");
     write(dir.path(), "c.yaml", "extends: ./a.yaml\n");
     let e = load(&a, &[], &registry()).unwrap_err();
@@ -401,15 +346,9 @@ fn set_overrides_are_typed_and_create_keys() {
     )
     .unwrap();
     let e = &runs[0].experiment;
-    assert_eq!(
-        e.stages.propagate.as_ref().unwrap().params.get("k"),
-        Some(&Value::from(50))
-    );
+    assert_eq!(e.stages.propagate.as_ref().unwrap().params.get("k"), Some(&Value::from(50)));
     assert_eq!(e.dataset.labels_per_class, Some(10));
-    assert_eq!(
-        e.stages.train.as_ref().unwrap().plugin.as_deref(),
-        Some("pseudo-label")
-    );
+    assert_eq!(e.stages.train.as_ref().unwrap().plugin.as_deref(), Some("pseudo-label"));
     assert_eq!(e.backend, BackendChoice::Wgpu);
     assert_eq!(e.name.as_deref(), Some("x"));
 
@@ -427,8 +366,7 @@ fn set_overrides_are_typed_and_create_keys() {
 
 #[test]
 fn set_wins_over_sweep() {
-    let text =
-        "dataset: {name: mnist}\nsweep:\n  seed: [1, 2]\n  dataset.labels_per_class: [4, 10]\n";
+    let text = "dataset: {name: mnist}\nsweep:\n  seed: [1, 2]\n  dataset.labels_per_class: [4, 10]\n";
     let all = runs(text, &[]).unwrap();
     assert_eq!(all.len(), 4);
     let fixed = runs(text, &["seed=7"]).unwrap();
@@ -442,7 +380,8 @@ fn set_wins_over_sweep() {
 
 #[test]
 fn sweep_errors_point_at_the_sweep() {
-    let text = "dataset: {name: mnist}\nstages:\n  propagate: {plugin: diffusion}\nsweep:\n  stages.propagate.kk: [1, 2]\n";
+    let text =
+        "dataset: {name: mnist}\nstages:\n  propagate: {plugin: diffusion}\nsweep:\n  stages.propagate.kk: [1, 2]\n";
     assert_eq!(
         error(text, &[]),
         "experiments/x.yaml:5:3: stages.propagate.kk: unknown key; expected one of k, alpha, gamma; did you mean `k`? \
@@ -474,10 +413,7 @@ fn unknown_top_level_key_with_suggestion_and_position() {
     );
     let text = "dataset: {name: mnist}\nstages:\n  propogate: {plugin: diffusion}\n";
     let e = error(text, &[]);
-    assert!(
-        e.starts_with("experiments/x.yaml:3:3: stages.propogate: unknown key;"),
-        "{e}"
-    );
+    assert!(e.starts_with("experiments/x.yaml:3:3: stages.propogate: unknown key;"), "{e}");
     assert!(e.ends_with("did you mean `propagate`?"), "{e}");
 }
 
@@ -495,19 +431,10 @@ fn wrong_types_and_values() {
         error("dataset: [mnist]\n", &[]),
         "experiments/x.yaml:1:10: dataset: wrong type: expected a mapping (DatasetConfig), found a list"
     );
-    assert_eq!(
-        error("seed: 2\n", &[]),
-        "experiments/x.yaml: dataset: missing required key"
-    );
-    assert_eq!(
-        error("dataset:\n  root: /x\n", &[]),
-        "experiments/x.yaml:1:1: dataset.name: missing required key"
-    );
+    assert_eq!(error("seed: 2\n", &[]), "experiments/x.yaml: dataset: missing required key");
+    assert_eq!(error("dataset:\n  root: /x\n", &[]), "experiments/x.yaml:1:1: dataset.name: missing required key");
     let e = error("a: [1\n", &[]);
-    assert!(
-        e.starts_with("experiments/x.yaml:2:1: YAML syntax error: "),
-        "{e}"
-    );
+    assert!(e.starts_with("experiments/x.yaml:2:1: YAML syntax error: "), "{e}");
 }
 
 #[test]
@@ -520,14 +447,8 @@ fn unknown_plugin_lists_known_names() {
     );
     let text = "dataset: {name: mnist}\nstages:\n  propagate: {plugin: pseudo-label}\n";
     let e = error(text, &[]);
-    assert!(
-        e.contains("(`pseudo-label` is a semi-supervised learner for stage `train`)"),
-        "{e}"
-    );
-    let e = error(
-        "dataset: {name: mnist}\nstages:\n  select: {plugin: small-loss}\n",
-        &[],
-    );
+    assert!(e.contains("(`pseudo-label` is a semi-supervised learner for stage `train`)"), "{e}");
+    let e = error("dataset: {name: mnist}\nstages:\n  select: {plugin: small-loss}\n", &[]);
     assert!(e.ends_with("no plugin of this kind is registered"), "{e}");
 }
 
@@ -535,25 +456,19 @@ fn unknown_plugin_lists_known_names() {
 fn plugin_parameter_errors_point_at_the_key() {
     let text = "dataset: {name: mnist}\nstages:\n  propagate:\n    plugin: diffusion\n    kk: 3\n";
     let e = runs(text, &[]).unwrap_err();
-    assert!(
-        matches!(&*e.kind, ConfigErrorKind::UnknownKey { suggestion: Some(s), .. } if s == "k")
-    );
+    assert!(matches!(&*e.kind, ConfigErrorKind::UnknownKey { suggestion: Some(s), .. } if s == "k"));
     assert_eq!(
         e.to_string(),
         "experiments/x.yaml:5:5: stages.propagate.kk: unknown key; expected one of k, alpha, gamma; did you mean `k`?"
     );
-    let text =
-        "dataset: {name: mnist}\nstages:\n  propagate:\n    plugin: diffusion\n    k: many\n";
+    let text = "dataset: {name: mnist}\nstages:\n  propagate:\n    plugin: diffusion\n    k: many\n";
     assert_eq!(
         error(text, &[]),
         "experiments/x.yaml:5:8: stages.propagate.k: wrong type: expected a non-negative integer, found a string \"many\""
     );
     // A plugin's own check (from_params) is positioned at the key it names.
     let text = "dataset: {name: mnist}\nstages:\n  propagate: {plugin: diffusion, alpha: 1.5}\n";
-    assert_eq!(
-        error(text, &[]),
-        "experiments/x.yaml:3:41: stages.propagate.alpha: must be in [0, 1), got 1.5"
-    );
+    assert_eq!(error(text, &[]), "experiments/x.yaml:3:41: stages.propagate.alpha: must be in [0, 1), got 1.5");
 }
 
 #[test]
@@ -572,41 +487,18 @@ fn stage_sources() {
              (a file or stage folder holding the stage's output)"
         )
     );
-    let e =
-        load("dataset: {name: mnist}\nstages:\n  propagate: {plugin: diffusion, from: p.npy}\n")
-            .unwrap_err();
-    assert!(
-        e.to_string().starts_with(&format!(
-            "{shown}:3:34: stages.propagate: both `plugin` and `from`"
-        )),
-        "{e}"
-    );
-    let e =
-        load("dataset: {name: mnist}\nstages:\n  propagate: {from: p.npy, k: 3}\n").unwrap_err();
+    let e = load("dataset: {name: mnist}\nstages:\n  propagate: {plugin: diffusion, from: p.npy}\n").unwrap_err();
+    assert!(e.to_string().starts_with(&format!("{shown}:3:34: stages.propagate: both `plugin` and `from`")), "{e}");
+    let e = load("dataset: {name: mnist}\nstages:\n  propagate: {from: p.npy, k: 3}\n").unwrap_err();
     assert!(e.to_string().contains("`k` is a plugin parameter"), "{e}");
 
-    let runs =
-        load("dataset: {name: mnist}\nstages:\n  propagate: {from: p.npy, k: ~, plugin: ~}\n")
-            .unwrap();
-    assert_eq!(
-        runs[0]
-            .experiment
-            .stages
-            .propagate
-            .as_ref()
-            .unwrap()
-            .from
-            .as_deref(),
-        Some(file.as_path())
-    );
+    let runs = load("dataset: {name: mnist}\nstages:\n  propagate: {from: p.npy, k: ~, plugin: ~}\n").unwrap();
+    assert_eq!(runs[0].experiment.stages.propagate.as_ref().unwrap().from.as_deref(), Some(file.as_path()));
 
     let e = load("dataset: {name: mnist}\nstages:\n  features: {from: none.npy}\n").unwrap_err();
     assert_eq!(
         e.to_string(),
-        format!(
-            "{shown}:3:20: stages.features.from: file not found: {}",
-            dir.path().join("none.npy").display()
-        )
+        format!("{shown}:3:20: stages.features.from: file not found: {}", dir.path().join("none.npy").display())
     );
 }
 
@@ -650,21 +542,8 @@ fn more_messages() {
     );
     // Anchors, aliases and merge keys work.
     let runs = runs("base: &b {name: mnist, labels_per_class: 2}\n", &[]).unwrap_err();
-    assert!(
-        runs.to_string()
-            .starts_with("experiments/x.yaml:1:1: base: unknown key"),
-        "{runs}"
-    );
+    assert!(runs.to_string().starts_with("experiments/x.yaml:1:1: base: unknown key"), "{runs}");
     let text = "dataset: &d {name: mnist}\nstages:\n  <<: {propagate: {plugin: nearest-seed}}\n";
     let run = &super::tests::runs(text, &[]).unwrap()[0];
-    assert_eq!(
-        run.experiment
-            .stages
-            .propagate
-            .as_ref()
-            .unwrap()
-            .plugin
-            .as_deref(),
-        Some("nearest-seed")
-    );
+    assert_eq!(run.experiment.stages.propagate.as_ref().unwrap().plugin.as_deref(), Some("nearest-seed"));
 }

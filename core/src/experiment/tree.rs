@@ -26,10 +26,7 @@ pub(crate) fn segment(key: &Value) -> String {
 pub(crate) fn get<'a>(mut value: &'a Value, path: &[String]) -> Option<&'a Value> {
     for seg in path {
         value = match value {
-            Value::Mapping(map) => map
-                .iter()
-                .find(|(k, _)| segment(k) == *seg)
-                .map(|(_, v)| v)?,
+            Value::Mapping(map) => map.iter().find(|(k, _)| segment(k) == *seg).map(|(_, v)| v)?,
             Value::Sequence(seq) => seq.get(seg.parse::<usize>().ok()?)?,
             Value::Tagged(tagged) => return get(&tagged.value, std::slice::from_ref(seg)),
             _ => return None,
@@ -39,9 +36,7 @@ pub(crate) fn get<'a>(mut value: &'a Value, path: &[String]) -> Option<&'a Value
 }
 
 fn child_mut<'a>(map: &'a mut Mapping, seg: &str) -> Option<&'a mut Value> {
-    map.iter_mut()
-        .find(|(k, _)| segment(k) == seg)
-        .map(|(_, v)| v)
+    map.iter_mut().find(|(k, _)| segment(k) == seg).map(|(_, v)| v)
 }
 
 /// Writes `new` at `path`, creating mappings where keys are missing (or `~`). Fails, saying why, where the path runs
@@ -79,21 +74,14 @@ pub(crate) fn set(root: &mut Value, path: &[String], new: Value) -> Result<(), S
     }
 }
 
-fn step_mut<'a>(
-    value: &'a mut Value,
-    seg: &str,
-    above: &[String],
-) -> Result<&'a mut Value, String> {
+fn step_mut<'a>(value: &'a mut Value, seg: &str, above: &[String]) -> Result<&'a mut Value, String> {
     if value.is_null() {
         *value = Value::Mapping(Mapping::new());
     }
     match value {
         Value::Mapping(map) => {
             if child_mut(map, seg).is_none() {
-                map.insert(
-                    Value::String(seg.to_string()),
-                    Value::Mapping(Mapping::new()),
-                );
+                map.insert(Value::String(seg.to_string()), Value::Mapping(Mapping::new()));
             }
             Ok(child_mut(map, seg).expect("just inserted"))
         }
@@ -101,10 +89,7 @@ fn step_mut<'a>(
             let len = seq.len();
             match seg.parse::<usize>() {
                 Ok(i) if i < len => Ok(&mut seq[i]),
-                _ => Err(format!(
-                    "`{}` is a list of {len}; `{seg}` is not an index into it",
-                    dotted(above)
-                )),
+                _ => Err(format!("`{}` is a list of {len}; `{seg}` is not an index into it", dotted(above))),
             }
         }
         other => Err(not_a_mapping(above, other)),
@@ -168,10 +153,7 @@ pub(crate) fn flow(value: &Value) -> String {
         Value::Sequence(seq) => format!("[{}]", seq.iter().map(flow).collect::<Vec<_>>().join(",")),
         Value::Mapping(map) => format!(
             "{{{}}}",
-            map.iter()
-                .map(|(k, v)| format!("{}:{}", segment(k), flow(v)))
-                .collect::<Vec<_>>()
-                .join(",")
+            map.iter().map(|(k, v)| format!("{}:{}", segment(k), flow(v))).collect::<Vec<_>>().join(",")
         ),
         Value::Tagged(t) => format!("{} {}", t.tag, flow(&t.value)),
     }
@@ -230,19 +212,13 @@ mod tests {
         set(&mut v, &path("b.x"), Value::from(4)).unwrap();
         set(&mut v, &path("l.0.x"), Value::from(5)).unwrap();
         assert_eq!(v, yaml("a: 1\nb: {x: 4}\nl: [{x: 5}]\nc: {d: {e: 3}}"));
-        assert_eq!(
-            set(&mut v, &path("a.b"), Value::Null).unwrap_err(),
-            "`a` is an integer `1`, not a mapping"
-        );
+        assert_eq!(set(&mut v, &path("a.b"), Value::Null).unwrap_err(), "`a` is an integer `1`, not a mapping");
         assert!(set(&mut v, &path("l.x.y"), Value::Null).is_err());
     }
 
     #[test]
     fn flow_text() {
         assert_eq!(flow(&yaml("[1, b, {c: ~}]")), "[1,b,{c:~}]");
-        assert_eq!(
-            get(&yaml("a: [1, {b: 2}]"), &path("a.1.b")),
-            Some(&Value::from(2))
-        );
+        assert_eq!(get(&yaml("a: [1, {b: 2}]"), &path("a.1.b")), Some(&Value::from(2)));
     }
 }
