@@ -50,7 +50,11 @@ fn a_broken_experiment_names_file_line_and_column() {
 fn an_unknown_plugin_lists_the_known_ones() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("x.yaml");
-    fs::write(&file, "dataset: { name: fashion-mnist, labels_per_class: 4 }\nstages:\n  propagate: { plugin: difusion }\n").unwrap();
+    fs::write(
+        &file,
+        "dataset: { name: fashion-mnist, labels_per_class: 4 }\nstages:\n  propagate: { plugin: difusion }\n",
+    )
+    .unwrap();
     let out = relab(&["validate", file.to_str().unwrap()]);
     assert!(!out.status.success());
     let msg = text(&out);
@@ -83,7 +87,11 @@ fn a_bad_command_line_fails() {
 fn cuda_on_a_build_without_it_is_a_clear_error_not_a_panic() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("cuda.yaml");
-    fs::write(&file, "backend: cuda\ndataset: { name: fashion-mnist, labels_per_class: 1, train_limit: 100, test_limit: 10 }\n").unwrap();
+    fs::write(
+        &file,
+        "backend: cuda\ndataset: { name: fashion-mnist, labels_per_class: 1, train_limit: 100, test_limit: 10 }\n",
+    )
+    .unwrap();
     let out = relab(&["run", file.to_str().unwrap(), "--out", tmp.path().join("o").to_str().unwrap(), "--no-cache"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let msg = text(&out);

@@ -64,7 +64,8 @@ fn relab_run_fills_the_run_folder_contract() {
     assert!(out.join("select/subset_relab.npz").is_file());
 
     // The resolved config is a valid experiment again.
-    let config: serde_yaml::Value = serde_yaml::from_str(&fs::read_to_string(out.join("config.yaml")).unwrap()).unwrap();
+    let config: serde_yaml::Value =
+        serde_yaml::from_str(&fs::read_to_string(out.join("config.yaml")).unwrap()).unwrap();
     assert_eq!(config["stages"]["select"]["per_class"], serde_yaml::Value::from(20));
 
     let s = summary(&out);
@@ -86,7 +87,13 @@ fn relab_run_fills_the_run_folder_contract() {
     assert!(records.iter().any(|r| r["stage"] == "select" && r["per_class_precision"].is_array()));
 }
 
-fn run_in_process(out: &Path, cache: Option<&Path>, overrides: &[&str], resume: bool, stop: Option<u64>) -> relab_core::Result<pipeline::RunOutcome> {
+fn run_in_process(
+    out: &Path,
+    cache: Option<&Path>,
+    overrides: &[&str],
+    resume: bool,
+    stop: Option<u64>,
+) -> relab_core::Result<pipeline::RunOutcome> {
     let tmp = tempfile::tempdir().unwrap();
     let exp = write_experiment(tmp.path());
     let registry = Registry::with_static().unwrap();
@@ -110,7 +117,8 @@ fn a_second_run_that_changes_only_select_reuses_the_earlier_stages() {
     assert!(first.reused.is_empty());
 
     // Same folder, new selector parameter: everything before select is reused, select and train rerun.
-    let again = run_in_process(&tmp.path().join("a"), Some(&cache), &["stages.select.per_class=30"], false, None).unwrap();
+    let again =
+        run_in_process(&tmp.path().join("a"), Some(&cache), &["stages.select.per_class=30"], false, None).unwrap();
     assert_eq!(again.reused, vec![StageKind::Pretrain, StageKind::Features, StageKind::Propagate]);
     assert_eq!(read_i64(&tmp.path().join("a/select/subset.npy")).len(), 300);
 
@@ -136,7 +144,11 @@ fn same_config_and_seed_give_the_same_numbers() {
     };
     assert_eq!(strip(a.summary), strip(b.summary));
     for file in ["features/features.npy", "propagate/scores.npy", "select/subset.npy", "train/centroids.npy"] {
-        assert_eq!(fs::read(tmp.path().join("a").join(file)).unwrap(), fs::read(tmp.path().join("b").join(file)).unwrap(), "{file}");
+        assert_eq!(
+            fs::read(tmp.path().join("a").join(file)).unwrap(),
+            fs::read(tmp.path().join("b").join(file)).unwrap(),
+            "{file}"
+        );
     }
 }
 
@@ -174,7 +186,14 @@ fn an_interrupted_stage_resumes_from_its_checkpoint_to_the_same_result() {
 fn pixel_features_need_no_pretrain_stage() {
     require_fashion_mnist();
     let tmp = tempfile::tempdir().unwrap();
-    let out = run_in_process(&tmp.path().join("px"), None, &["stages.pretrain=~", "stages.features.source=pixels"], false, None).unwrap();
+    let out = run_in_process(
+        &tmp.path().join("px"),
+        None,
+        &["stages.pretrain=~", "stages.features.source=pixels"],
+        false,
+        None,
+    )
+    .unwrap();
     let (shape, _) = relab_core::artifact::npy::read_f32(&tmp.path().join("px/features/features.npy")).unwrap();
     assert_eq!(shape, vec![2000, 784]);
     assert!(out.summary["propagation_accuracy"].as_f64().unwrap() > 0.4);

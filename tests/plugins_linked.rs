@@ -39,7 +39,9 @@ fn every_plugin_crate_is_linked_into_the_binary() {
     for name in &crates {
         assert!(name.starts_with("relab-plugin-"), "plugin crate `{name}` must be named relab-plugin-*");
         assert!(
-            deps.lines().any(|l| l.trim_start().starts_with(&format!("{name} ")) || l.trim_start().starts_with(&format!("{name}."))),
+            deps.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{name} "))
+                    || l.trim_start().starts_with(&format!("{name}."))),
             "plugin crate `{name}` is not a [dependencies] entry of the relab package, so its plugins would be missing"
         );
     }

@@ -39,11 +39,8 @@ pub fn resolve(choice: BackendChoice, index: usize) -> Result<CheckedDevice> {
 
 #[cfg(feature = "wgpu")]
 fn wgpu(index: usize) -> Result<CheckedDevice> {
-    let kind = if index == 0 {
-        burn::tensor::DeviceKind::DefaultDevice
-    } else {
-        burn::tensor::DeviceKind::DiscreteGpu(index)
-    };
+    let kind =
+        if index == 0 { burn::tensor::DeviceKind::DefaultDevice } else { burn::tensor::DeviceKind::DiscreteGpu(index) };
     check("wgpu", Device::wgpu(kind))
 }
 
@@ -74,9 +71,8 @@ fn check(backend: &'static str, device: Device) -> Result<CheckedDevice> {
     let probe = device.clone();
     let quiet = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    let answer = catch_unwind(AssertUnwindSafe(|| {
-        Tensor::<1>::from_floats([1.0, 2.0], &probe).sum().into_scalar::<f32>()
-    }));
+    let answer =
+        catch_unwind(AssertUnwindSafe(|| Tensor::<1>::from_floats([1.0, 2.0], &probe).sum().into_scalar::<f32>()));
     std::panic::set_hook(quiet);
     match answer {
         Ok(v) if v == 3.0 => Ok(CheckedDevice { device, backend }),

@@ -16,8 +16,8 @@ pub mod progress;
 pub mod registry;
 pub mod report;
 pub mod train;
-pub use error::{Error, Result};
 /// Re-exported so that plugins build against exactly the host's burn.
 pub use burn;
+pub use error::{Error, Result};
 /// Re-exported so that `submit_plugin!` works in plugin crates without their own dependency on it.
 pub use inventory;

@@ -13,7 +13,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "relab", version, about = "Reliable label bootstrapping: few-label image classification from YAML experiments")]
+#[command(
+    name = "relab",
+    version,
+    about = "Reliable label bootstrapping: few-label image classification from YAML experiments"
+)]
 struct Cli {
     /// More log output (-v: debug, -vv: trace). `RUST_LOG` takes precedence.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]

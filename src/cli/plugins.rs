@@ -15,7 +15,9 @@ pub fn plugins(cmd: PluginsCommand) -> anyhow::Result<()> {
         PluginsCommand::List => {
             let rows: Vec<[String; 5]> = registry
                 .iter()
-                .map(|(e, o)| [e.slot().stage().into(), e.name.into(), e.version.into(), o.to_string(), e.summary.into()])
+                .map(|(e, o)| {
+                    [e.slot().stage().into(), e.name.into(), e.version.into(), o.to_string(), e.summary.into()]
+                })
                 .collect();
             print!("{}", table(&["stage", "name", "version", "origin", "summary"], &rows));
         }
@@ -26,7 +28,13 @@ pub fn plugins(cmd: PluginsCommand) -> anyhow::Result<()> {
                 anyhow::bail!("no plugin named `{name}`; known: {}", all.join(", "));
             }
             for (entry, origin) in found {
-                println!("{} — {} for stage `{}` ({origin}, version {})", entry.name, entry.slot().kind(), entry.slot().stage(), entry.version);
+                println!(
+                    "{} — {} for stage `{}` ({origin}, version {})",
+                    entry.name,
+                    entry.slot().kind(),
+                    entry.slot().stage(),
+                    entry.version
+                );
                 println!("{}\n", entry.summary);
                 let rows: Vec<[String; 3]> =
                     (entry.describe)().into_iter().map(|d| [d.name, d.default, d.help]).collect();

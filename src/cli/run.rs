@@ -64,8 +64,7 @@ fn headline(dir: &std::path::Path, summary: &serde_json::Map<String, Value>) -> 
         }
     }
     if let Some(Value::Object(acc)) = summary.get("test_accuracy") {
-        let parts: Vec<String> =
-            acc.iter().filter_map(|(k, v)| pct(v).map(|p| format!("{k} {p}"))).collect();
+        let parts: Vec<String> = acc.iter().filter_map(|(k, v)| pct(v).map(|p| format!("{k} {p}"))).collect();
         lines.push(format!("test_accuracy: {}", parts.join(", ")));
     }
     lines.join("\n")

@@ -34,7 +34,12 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<()> {
                     }
                     Err(e) => format!("note: {e}"),
                 };
-                println!("{}: ok ({} run{}; {data_note})", file.display(), runs.len(), if runs.len() == 1 { "" } else { "s" });
+                println!(
+                    "{}: ok ({} run{}; {data_note})",
+                    file.display(),
+                    runs.len(),
+                    if runs.len() == 1 { "" } else { "s" }
+                );
             }
             Err(e) => {
                 failed += 1;

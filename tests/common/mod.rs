@@ -165,8 +165,12 @@ impl Propagator for TestNearestCentroid {
         seeds: &LabeledSet,
         classes: usize,
     ) -> Result<Propagation> {
-        let c = centroids(seeds.indices.iter().zip(&seeds.labels).map(|(&i, &l)| (f.row(i).to_vec(), l)), f.dim, classes);
-        let scores = (0..f.rows).flat_map(|i| (0..classes).map(move |k| (i, k))).map(|(i, k)| cosine(f.row(i), &c[k * f.dim..][..f.dim])).collect();
+        let c =
+            centroids(seeds.indices.iter().zip(&seeds.labels).map(|(&i, &l)| (f.row(i).to_vec(), l)), f.dim, classes);
+        let scores = (0..f.rows)
+            .flat_map(|i| (0..classes).map(move |k| (i, k)))
+            .map(|(i, k)| cosine(f.row(i), &c[k * f.dim..][..f.dim]))
+            .collect();
         Ok(Propagation::from_scores(classes, scores))
     }
 }
@@ -207,7 +211,13 @@ impl PluginInfo for TestTopScore {
 }
 
 impl Selector for TestTopScore {
-    fn select(&mut self, _: &mut StageContext, data: &Dataset, p: &Propagation, seeds: &LabeledSet) -> Result<LabeledSet> {
+    fn select(
+        &mut self,
+        _: &mut StageContext,
+        data: &Dataset,
+        p: &Propagation,
+        seeds: &LabeledSet,
+    ) -> Result<LabeledSet> {
         let mut out = LabeledSet::default();
         for class in 0..data.num_classes as u32 {
             let mut taken: Vec<usize> =
@@ -294,7 +304,9 @@ impl SemiSupervisedLearner for TestCentroid {
                 .filter(|&i| {
                     let row = &test[i * dim..][..dim];
                     let best = (0..classes)
-                        .max_by(|&a, &b| cosine(row, &model[a * dim..][..dim]).total_cmp(&cosine(row, &model[b * dim..][..dim])))
+                        .max_by(|&a, &b| {
+                            cosine(row, &model[a * dim..][..dim]).total_cmp(&cosine(row, &model[b * dim..][..dim]))
+                        })
                         .unwrap();
                     best as u32 == truth[i]
                 })

@@ -181,9 +181,8 @@ impl StageContext {
             return Ok(None);
         }
         // A kill between the two renames of `save_checkpoint` leaves only the old folder: it is still whole.
-        let folder = [self.checkpoint_dir(), self.dir.join(CHECKPOINT_OLD)]
-            .into_iter()
-            .find(|d| d.join(STATE_FILE).is_file());
+        let folder =
+            [self.checkpoint_dir(), self.dir.join(CHECKPOINT_OLD)].into_iter().find(|d| d.join(STATE_FILE).is_file());
         let Some(folder) = folder else {
             tracing::info!(stage = %self.stage, "--resume: no checkpoint in {}, starting this stage from scratch", self.dir.display());
             return Ok(None);

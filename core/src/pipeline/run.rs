@@ -139,7 +139,8 @@ impl Runner<'_> {
             let name = record.plugin.clone().unwrap_or_default();
             let entry = self.registry.get(Slot::Pretrain, &name)?;
             let Factory::Pretrain(build) = entry.factory else { unreachable!("slot checked by get") };
-            let params: serde_yaml::Value = serde_json::from_value(record.params.clone()).unwrap_or(serde_yaml::Value::Null);
+            let params: serde_yaml::Value =
+                serde_json::from_value(record.params.clone()).unwrap_or(serde_yaml::Value::Null);
             let method = build(&params).map_err(|e| plugin_error(StageKind::Pretrain, entry, e))?;
             let mut ctx = self.context(StageKind::Pretrain, self.out.join("pretrain"), false)?;
             let value = method.load_encoder(&mut ctx, from)?;
@@ -395,7 +396,11 @@ impl Runner<'_> {
             |ctx| {
                 let classifier = learner.train(ctx, dataset, &labeled.value, encoder.map(|e| e.value.as_ref()))?;
                 if let Some(accuracy) = &classifier.test_accuracy {
-                    tracing::info!("test accuracy: last {:.2}%, best {:.2}%", 100.0 * accuracy.last, 100.0 * accuracy.best);
+                    tracing::info!(
+                        "test accuracy: last {:.2}%, best {:.2}%",
+                        100.0 * accuracy.last,
+                        100.0 * accuracy.best
+                    );
                     ctx.set_summary("test_accuracy", accuracy);
                 }
                 Ok(())
@@ -420,15 +425,8 @@ impl Runner<'_> {
             remove_file(&metrics_path)?;
         }
         let metrics = MetricsSink::open(&metrics_path)?;
-        let mut ctx = StageContext::new(
-            kind,
-            self.device.device.clone(),
-            self.device.backend,
-            self.seed,
-            dir,
-            metrics,
-            resume,
-        );
+        let mut ctx =
+            StageContext::new(kind, self.device.device.clone(), self.device.backend, self.seed, dir, metrics, resume);
         ctx.stop_after_checkpoints(self.opts.stop_after_checkpoints);
         Ok(ctx)
     }
@@ -451,7 +449,10 @@ impl Runner<'_> {
         if done_here || from_cache {
             let record = StageRecord::read(&dir)?.expect("a reused stage has a record");
             let whence = if done_here { "this run folder" } else { "the stage cache" };
-            tracing::info!("{kind}: inputs unchanged, reusing the result in {whence} (computed in {:.1}s)", record.seconds);
+            tracing::info!(
+                "{kind}: inputs unchanged, reusing the result in {whence} (computed in {:.1}s)",
+                record.seconds
+            );
             let mut ctx = self.context(kind, dir, true)?;
             let value = load(&mut ctx)?;
             self.reused.push(kind);

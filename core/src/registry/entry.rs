@@ -133,9 +133,7 @@ fn build_select<T: PluginInfo + crate::component::Selector>(v: &Value) -> Result
     Ok(Box::new(build::<T>(v)?))
 }
 
-fn build_train<T: PluginInfo + SemiSupervisedLearner>(
-    v: &Value,
-) -> Result<Box<dyn SemiSupervisedLearner>, ParamError> {
+fn build_train<T: PluginInfo + SemiSupervisedLearner>(v: &Value) -> Result<Box<dyn SemiSupervisedLearner>, ParamError> {
     Ok(Box::new(build::<T>(v)?))
 }
 

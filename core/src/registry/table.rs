@@ -186,6 +186,9 @@ mod tests {
         let zero: serde_yaml::Value = serde_yaml::from_str("k: 0").unwrap();
         assert_eq!((entry.validate)(&zero).unwrap_err().message, "must be > 0");
         let docs = (entry.describe)();
-        assert_eq!((docs[0].name.as_str(), docs[0].default.as_str(), docs[0].help.as_str()), ("k", "200", "neighbours"));
+        assert_eq!(
+            (docs[0].name.as_str(), docs[0].default.as_str(), docs[0].help.as_str()),
+            ("k", "200", "neighbours")
+        );
     }
 }
