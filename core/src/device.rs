@@ -75,7 +75,7 @@ fn check(backend: &'static str, device: Device) -> Result<CheckedDevice> {
         catch_unwind(AssertUnwindSafe(|| Tensor::<1>::from_floats([1.0, 2.0], &probe).sum().into_scalar::<f32>()));
     std::panic::set_hook(quiet);
     match answer {
-        Ok(v) if v == 3.0 => Ok(CheckedDevice { device, backend }),
+        Ok(3.0) => Ok(CheckedDevice { device, backend }),
         Ok(v) => Err(Error::Backend(format!("{backend} device {device:?} computed 1 + 2 = {v}"))),
         Err(panic) => {
             let why = panic

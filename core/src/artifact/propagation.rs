@@ -15,7 +15,7 @@ pub struct Propagation {
 impl Propagation {
     /// Hard labels by argmax of each row (ties to the lower class, as `numpy.argmax`).
     pub fn from_scores(num_classes: usize, scores: Vec<f32>) -> Self {
-        assert!(num_classes > 0 && scores.len() % num_classes == 0);
+        assert!(num_classes > 0 && scores.len().is_multiple_of(num_classes));
         let labels = scores
             .chunks(num_classes)
             .map(|row| {
