@@ -54,9 +54,11 @@ pub enum StemKind {
     /// conv 3×3, stride 1, pad 1; no max-pool (iMix/ReLaB CIFAR ResNets, also used at 84×84).
     Cifar,
     /// conv 7×7, stride 2, pad 3 + max-pool 3×3, stride 2, pad 1 (torchvision's ImageNet ResNets).
+    #[serde(rename = "imagenet")]
     ImageNet,
     /// conv 7×7, stride 1, pad 1, no max-pool: the pre-cleanup ReLaB `ResNet50(pretrained=True)` (§2.5), which put
     /// torchvision's weights into this stem and fed it 224×224 upsampled CIFAR images.
+    #[serde(rename = "imagenet_relab")]
     ImageNetRelab,
 }
 
@@ -120,36 +122,39 @@ impl ResNetConfig {
 
         let expansion = self.block.expansion();
         let mut in_planes = 64;
-        let mut stages = [64, 128, 256, 512].into_iter().zip([1, 2, 2, 2]).zip(self.layers).map(|((planes, stride), n)| {
-            (0..n)
-                .map(|i| {
-                    let stride = if i == 0 { stride } else { 1 };
-                    let out = planes * expansion;
-                    let shortcut = (stride != 1 || in_planes != out)
-                        .then(|| Shortcut { conv: conv2d([in_planes, out], 1, stride, 0, init, device), bn: bn(out) });
-                    let block = match self.block {
-                        BlockKind::Basic => ResidualBlock::Basic(BasicBlock {
-                            conv1: conv2d([in_planes, planes], 3, stride, 1, init, device),
-                            bn1: bn(planes),
-                            conv2: conv2d([planes, planes], 3, 1, 1, init, device),
-                            bn2: bn(planes),
-                            shortcut,
-                        }),
-                        BlockKind::Bottleneck => ResidualBlock::Bottleneck(Bottleneck {
-                            conv1: conv2d([in_planes, planes], 1, 1, 0, init, device),
-                            bn1: bn(planes),
-                            conv2: conv2d([planes, planes], 3, stride, 1, init, device),
-                            bn2: bn(planes),
-                            conv3: conv2d([planes, out], 1, 1, 0, init, device),
-                            bn3: bn(out),
-                            shortcut,
-                        }),
-                    };
-                    in_planes = out;
-                    block
-                })
-                .collect::<Vec<_>>()
-        });
+        let mut stages =
+            [64, 128, 256, 512].into_iter().zip([1, 2, 2, 2]).zip(self.layers).map(|((planes, stride), n)| {
+                (0..n)
+                    .map(|i| {
+                        let stride = if i == 0 { stride } else { 1 };
+                        let out = planes * expansion;
+                        let shortcut = (stride != 1 || in_planes != out).then(|| Shortcut {
+                            conv: conv2d([in_planes, out], 1, stride, 0, init, device),
+                            bn: bn(out),
+                        });
+                        let block = match self.block {
+                            BlockKind::Basic => ResidualBlock::Basic(BasicBlock {
+                                conv1: conv2d([in_planes, planes], 3, stride, 1, init, device),
+                                bn1: bn(planes),
+                                conv2: conv2d([planes, planes], 3, 1, 1, init, device),
+                                bn2: bn(planes),
+                                shortcut,
+                            }),
+                            BlockKind::Bottleneck => ResidualBlock::Bottleneck(Bottleneck {
+                                conv1: conv2d([in_planes, planes], 1, 1, 0, init, device),
+                                bn1: bn(planes),
+                                conv2: conv2d([planes, planes], 3, stride, 1, init, device),
+                                bn2: bn(planes),
+                                conv3: conv2d([planes, out], 1, 1, 0, init, device),
+                                bn3: bn(out),
+                                shortcut,
+                            }),
+                        };
+                        in_planes = out;
+                        block
+                    })
+                    .collect::<Vec<_>>()
+            });
         let mut stage = || stages.next().expect("four stages");
         let (layer1, layer2, layer3, layer4) = (stage(), stage(), stage(), stage());
 
@@ -228,6 +233,8 @@ impl Bottleneck {
 }
 
 /// One residual block of either kind.
+// Both variants are a few kilobytes of handles and a network holds one kind only, so boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum ResidualBlock {
     Basic(BasicBlock),
@@ -306,17 +313,17 @@ mod tests {
     //   linear 2048·10 + 10 = 20 490                                 total             = 23 520 842
     // ResNet-50 (ImageNet stem): conv(3,64,7) = 9 408 instead of 1 728             → 23 528 522
     //   with torchvision's 1000-class head (2048·1000 + 1000)                      → 25 557 032 (torchvision's figure)
-    // One input channel: the stem conv shrinks by 64·k² (576 for 3×3, 6 272 for 7×7).
+    // One input channel instead of three: the stem conv loses 2·64·k² (1 152 for 3×3, 6 272 for 7×7).
     #[test]
     fn parameter_counts_match_pytorch() {
         let device = Device::flex();
         let cases = [
             (ResNetConfig::resnet18(10), 11_173_962),
-            (ResNetConfig::resnet18(10).with_in_channels(1), 11_173_962 - 2 * 576),
+            (ResNetConfig::resnet18(10).with_in_channels(1), 11_173_962 - 1_152),
             (ResNetConfig::resnet50(10), 23_520_842),
             (ResNetConfig::resnet50_imagenet(10), 23_528_522),
             (ResNetConfig::resnet50_imagenet(1000), 25_557_032),
-            (ResNetConfig::resnet50_imagenet(10).with_in_channels(1), 23_528_522 - 2 * 6_272),
+            (ResNetConfig::resnet50_imagenet(10).with_in_channels(1), 23_528_522 - 6_272),
         ];
         for (config, expected) in cases {
             let net = config.init(&device);
@@ -352,6 +359,23 @@ mod tests {
         let ResidualBlock::Bottleneck(b) = &r50.layer3[0] else { panic!() };
         assert_eq!((b.conv1.stride, b.conv2.stride), ([1, 1], [2, 2]), "stride on the 3×3 conv");
         assert_eq!(b.shortcut.as_ref().unwrap().conv.stride, [2, 2]);
+    }
+
+    #[test]
+    fn every_stem_pools_to_the_feature() {
+        let device = Device::flex();
+        for stem in [StemKind::Cifar, StemKind::ImageNet, StemKind::ImageNetRelab] {
+            let net = ResNetConfig::resnet18(3).with_stem(stem).init(&device);
+            let x = Tensor::<4>::ones([1, 3, 32, 32], &device);
+            let features = net.forward_features(x);
+            assert_eq!(features.dims(), [1, 512], "{stem:?}");
+            assert_eq!(net.classify(features).dims(), [1, 3]);
+        }
+        let json = serde_json::to_string(&ResNetConfig::resnet50_imagenet(10)).unwrap();
+        assert!(
+            json.contains(r#""stem":"imagenet""#) && json.contains(r#""conv_init":"kaiming_normal_fan_out""#),
+            "{json}"
+        );
     }
 
     #[test]

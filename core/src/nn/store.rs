@@ -25,13 +25,15 @@ pub fn save_backbone(backbone: &Backbone, config: &BackboneConfig, dir: &Path) -
         return Err(Error::format(
             &weights,
             format!(
-                "the backbone ({}, {} classes) does not match its description {config}",
+                "the backbone ({}, {} classes) does not match its description, {}",
                 backbone.kind(),
-                backbone.num_classes()
+                backbone.num_classes(),
+                describe(config)
             ),
         ));
     }
-    let mut store = SafetensorsStore::from_bytes(None).skip_enum_variants(true).metadata("backbone", config.kind.name());
+    let mut store =
+        SafetensorsStore::from_bytes(None).skip_enum_variants(true).metadata("backbone", config.kind.name());
     backbone
         .save_into(&mut store)
         .map_err(|e| Error::format(&weights, format!("cannot serialise the weights: {e}")))?;
@@ -45,24 +47,47 @@ pub fn save_backbone(backbone: &Backbone, config: &BackboneConfig, dir: &Path) -
 pub fn load_backbone(dir: &Path, device: &Device) -> Result<(Backbone, BackboneConfig)> {
     let model = dir.join(MODEL_FILE);
     let text = std::fs::read_to_string(&model).map_err(|e| Error::io(&model, e))?;
-    let config: BackboneConfig = serde_json::from_str(&text)
-        .map_err(|e| Error::format(&model, format!("not a backbone description ({{\"kind\", \"in_channels\", \"num_classes\"}}): {e}")))?;
+    let config: BackboneConfig = serde_json::from_str(&text).map_err(|e| {
+        Error::format(
+            &model,
+            format!("not a backbone description ({{\"kind\", \"in_channels\", \"num_classes\"}}): {e}"),
+        )
+    })?;
     config.check().map_err(|e| Error::format(&model, e))?;
 
     let weights = dir.join(WEIGHTS_FILE);
     let bytes = std::fs::read(&weights).map_err(|e| Error::io(&weights, e))?;
     let mut backbone = config.init(device);
-    let mut store = SafetensorsStore::from_bytes(Some(bytes)).skip_enum_variants(true);
+    // Partial loads and shape errors are reported here, in a few lines, rather than by burn-store.
+    let mut store =
+        SafetensorsStore::from_bytes(Some(bytes)).skip_enum_variants(true).allow_partial(true).validate(false);
     let applied = backbone
         .load_from(&mut store)
-        .map_err(|e| Error::format(&weights, format!("these weights do not fit a {config}: {e}")))?;
-    if !applied.unused.is_empty() {
+        .map_err(|e| Error::format(&weights, format!("not a readable safetensors file: {e}")))?;
+    let mut problems: Vec<String> = applied.errors.iter().take(3).map(|e| e.to_string()).collect();
+    let missing: Vec<&str> = applied.missing.iter().map(|(path, _)| path.as_str()).collect();
+    for (what, paths) in [
+        ("missing from the file", missing),
+        ("not in the network", applied.unused.iter().map(String::as_str).collect()),
+    ] {
+        if !paths.is_empty() {
+            let shown = paths.iter().take(3).copied().collect::<Vec<_>>().join(", ");
+            let more = if paths.len() > 3 { format!(" and {} more", paths.len() - 3) } else { String::new() };
+            problems.push(format!("{} tensors {what} ({shown}{more})", paths.len()));
+        }
+    }
+    if !problems.is_empty() {
         return Err(Error::format(
             &weights,
-            format!("these weights do not fit a {config}: tensors not in the network: {}", applied.unused.join(", ")),
+            format!("these weights do not fit {} (from {MODEL_FILE}): {}", describe(&config), problems.join("; ")),
         ));
     }
     Ok((backbone, config))
+}
+
+/// `resnet18 (3 input channels, 10 classes)`.
+fn describe(config: &BackboneConfig) -> String {
+    format!("{} ({} input channels, {} classes)", config.kind, config.in_channels, config.num_classes)
 }
 
 #[cfg(test)]
@@ -84,7 +109,8 @@ mod tests {
     #[test]
     fn round_trip_gives_identical_outputs() {
         let device = Device::flex();
-        for config in [BackboneConfig::new(BackboneKind::Wrn28_2, 3, 10), BackboneConfig::new(BackboneKind::ResNet18, 1, 4)]
+        for config in
+            [BackboneConfig::new(BackboneKind::Wrn28_2, 3, 10), BackboneConfig::new(BackboneKind::ResNet18, 1, 4)]
         {
             let dir = tempfile::tempdir().unwrap();
             let net = trained_a_little(&config);
@@ -104,6 +130,20 @@ mod tests {
             a.features.into_data().assert_eq(&b.features.into_data(), true);
             a.logits.into_data().assert_eq(&b.logits.into_data(), true);
         }
+    }
+
+    #[test]
+    fn loaded_backbone_trains_on_an_autodiff_device() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = BackboneConfig::new(BackboneKind::Wrn28_2, 1, 3);
+        save_backbone(&config.init(&Device::flex()), &config, dir.path()).unwrap();
+        let device = Device::flex().autodiff();
+        let (net, _) = load_backbone(dir.path(), &device).unwrap();
+        let x = Tensor::<4>::random([2, 1, 28, 28], Distribution::Normal(0.0, 1.0), &device);
+        let grads = net.forward(x).logits.sum().backward();
+        let Backbone::Wrn28_2(wrn) = &net else { panic!("a WRN was saved") };
+        assert!(wrn.init_conv.weight.val().grad(&grads).is_some());
+        assert!(wrn.output.bias.as_ref().unwrap().val().grad(&grads).is_some());
     }
 
     #[test]
@@ -140,17 +180,32 @@ mod tests {
         save_backbone(&net, &config, dir.path()).unwrap();
 
         // A description that does not fit the weights: other head size, other network, other channel count.
-        for (wrong, _) in [(other, "shape"), (BackboneConfig::new(BackboneKind::ResNet18, 3, 10), "names"), (BackboneConfig::new(BackboneKind::Wrn28_2, 1, 10), "stem")] {
+        for (wrong, expected) in [
+            (other, "Shape mismatch for 'output.weight'"),
+            (
+                BackboneConfig::new(BackboneKind::ResNet18, 3, 10),
+                "102 tensors missing from the file (bn1.beta, bn1.gamma",
+            ),
+            (BackboneConfig::new(BackboneKind::Wrn28_2, 1, 10), "Shape mismatch for 'init_conv.weight'"),
+        ] {
             write_json(&dir.path().join(MODEL_FILE), &wrong).unwrap();
             let err = load_backbone(dir.path(), &device).unwrap_err();
             assert!(matches!(err, Error::Format { .. }), "{wrong}: {err}");
             assert!(err.to_string().contains(WEIGHTS_FILE), "{err}");
+            assert!(err.to_string().contains(expected), "{err}");
         }
 
-        std::fs::write(dir.path().join(MODEL_FILE), r#"{"kind": "vgg16", "in_channels": 3, "num_classes": 10}"#).unwrap();
+        write_json(&dir.path().join(MODEL_FILE), &config).unwrap();
+        std::fs::write(dir.path().join(WEIGHTS_FILE), b"not safetensors").unwrap();
+        let err = load_backbone(dir.path(), &device).unwrap_err();
+        assert!(err.to_string().contains("not a readable safetensors file"), "{err}");
+
+        std::fs::write(dir.path().join(MODEL_FILE), r#"{"kind": "vgg16", "in_channels": 3, "num_classes": 10}"#)
+            .unwrap();
         let err = load_backbone(dir.path(), &device).unwrap_err();
         assert!(matches!(err, Error::Format { .. }) && err.to_string().contains(MODEL_FILE), "{err}");
-        std::fs::write(dir.path().join(MODEL_FILE), r#"{"kind": "wrn28_2", "in_channels": 4, "num_classes": 10}"#).unwrap();
+        std::fs::write(dir.path().join(MODEL_FILE), r#"{"kind": "wrn28_2", "in_channels": 4, "num_classes": 10}"#)
+            .unwrap();
         let err = load_backbone(dir.path(), &device).unwrap_err();
         assert!(err.to_string().contains("in_channels"), "{err}");
     }

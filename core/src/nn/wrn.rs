@@ -109,13 +109,15 @@ impl WrnConfig {
         let unit = |c_in: usize, c_out: usize, stride: usize, activate_before_residual: bool| -> Vec<WideBlock> {
             (0..blocks)
                 .map(|i| {
-                    let (c_in, stride, abr) = if i == 0 { (c_in, stride, activate_before_residual) } else { (c_out, 1, false) };
+                    let (c_in, stride, abr) =
+                        if i == 0 { (c_in, stride, activate_before_residual) } else { (c_out, 1, false) };
                     WideBlock {
                         bn1: batch_norm(c_in, self.bn_momentum, self.bn_epsilon, device),
                         conv1: conv2d([c_in, c_out], 3, stride, 1, init, device),
                         bn2: batch_norm(c_out, self.bn_momentum, self.bn_epsilon, device),
                         conv2: conv2d([c_out, c_out], 3, 1, 1, init, device),
-                        shortcut: (stride >= 2 || c_in != c_out).then(|| conv2d([c_in, c_out], 1, stride, 0, init, device)),
+                        shortcut: (stride >= 2 || c_in != c_out)
+                            .then(|| conv2d([c_in, c_out], 1, stride, 0, init, device)),
                         activation: LeakyReluConfig::new().with_negative_slope(self.leaky_slope).init(),
                         activate_before_residual: abr,
                     }
@@ -189,7 +191,8 @@ mod tests {
     fn structure_follows_the_method() {
         let wrn = WrnConfig::new(10).init(&Device::flex());
         assert_eq!((wrn.unit1.len(), wrn.unit2.len(), wrn.unit3.len()), (4, 4, 4));
-        let abr: Vec<bool> = wrn.unit1.iter().chain(&wrn.unit2).chain(&wrn.unit3).map(|b| b.activate_before_residual).collect();
+        let abr: Vec<bool> =
+            wrn.unit1.iter().chain(&wrn.unit2).chain(&wrn.unit3).map(|b| b.activate_before_residual).collect();
         assert_eq!(abr.iter().filter(|&&b| b).count(), 1);
         assert!(abr[0]);
         for unit in [&wrn.unit1, &wrn.unit2, &wrn.unit3] {
