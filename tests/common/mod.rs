@@ -101,7 +101,8 @@ impl Encoder for ProjectionEncoder {
     fn extract(&self, ctx: &mut StageContext, images: &ImageSet) -> Result<Features> {
         let x = Tensor::<2>::from_data(TensorData::new(pixels(images), [images.len(), self.input]), &ctx.device);
         let w = Tensor::<2>::from_data(TensorData::new(self.matrix.clone(), [self.input, self.dim]), &ctx.device);
-        let values = x.matmul(w).into_data().try_to_vec::<f32>().map_err(|e| Error::stage("features", format!("{e:?}")))?;
+        let values =
+            x.matmul(w).into_data().try_to_vec::<f32>().map_err(|e| Error::stage("features", format!("{e:?}")))?;
         Ok(Features::new(images.len(), self.dim, values))
     }
 
