@@ -5,6 +5,7 @@
 //! ([`device`]). Plugins depend on this crate; this crate never names a plugin.
 
 pub mod artifact;
+pub mod bench;
 pub mod component;
 pub mod data;
 pub mod device;
