@@ -1,5 +1,6 @@
 //! Command-line interface. Each subcommand lives in its own file; this one parses and dispatches.
 
+mod bench;
 mod data;
 mod plugins;
 mod report;
@@ -38,6 +39,9 @@ enum Command {
     /// Datasets on this machine.
     #[command(subcommand)]
     Data(data::DataCommand),
+    /// Benchmarks (figures, not tests): `relab bench train --model wrn28_2 --batch 64`.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// One table of the summary numbers of several runs, mean ± std over runs that differ only by seed.
     Report {
         /// Run folders (each with summary.json and config.yaml).
@@ -66,6 +70,7 @@ where
         Command::Plugins(cmd) => plugins::plugins(cmd),
         Command::Data(cmd) => data::data(cmd),
         Command::Report { runs } => report::report(&runs),
+        Command::Bench(cmd) => bench::bench(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
