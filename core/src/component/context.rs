@@ -110,7 +110,11 @@ impl StageContext {
         resume: bool,
     ) -> Self {
         // Mixing the stage into the seed keeps each stage's stream the same when earlier stages are cached.
-        let rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (stage as u64 + 1));
+        let stage_seed = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (stage as u64 + 1);
+        let rng = ChaCha8Rng::seed_from_u64(stage_seed);
+        // burn's own generator (weight initialisers, `Tensor::random`) is per backend, not per call: seeding it here
+        // makes a stage's initial weights depend on the experiment's seed alone.
+        device.seed(stage_seed);
         StageContext {
             stage,
             device,

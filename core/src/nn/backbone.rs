@@ -100,14 +100,15 @@ impl BackboneConfig {
             panic!("invalid backbone config {self}: {e}");
         }
         let (c, n) = (self.in_channels, self.num_classes);
-        match self.kind {
+        let backbone = match self.kind {
             BackboneKind::Wrn28_2 => Backbone::Wrn28_2(WrnConfig::new(n).with_in_channels(c).init(device)),
             BackboneKind::ResNet18 => Backbone::ResNet18(ResNetConfig::resnet18(n).with_in_channels(c).init(device)),
             BackboneKind::ResNet50 => Backbone::ResNet50(ResNetConfig::resnet50(n).with_in_channels(c).init(device)),
             BackboneKind::ResNet50ImageNet => {
                 Backbone::ResNet50ImageNet(ResNetConfig::resnet50_imagenet(n).with_in_channels(c).init(device))
             }
-        }
+        };
+        super::init::materialise(backbone)
     }
 }
 

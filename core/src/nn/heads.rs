@@ -36,14 +36,14 @@ impl ProjectionHeadConfig {
     pub fn init(&self, device: &Device) -> ProjectionHead {
         let hidden = self.d_hidden.unwrap_or(2 * self.d_input);
         assert!(self.d_input >= 1 && hidden >= 1 && self.d_output >= 1);
-        ProjectionHead {
+        super::init::materialise(ProjectionHead {
             linear1: LinearConfig::new(self.d_input, hidden)
                 .with_bias(false)
                 .with_initializer(pytorch_default())
                 .init(device),
             bn: batch_norm(hidden, 0.1, 1e-5, device),
             linear2: LinearConfig::new(hidden, self.d_output).with_initializer(pytorch_default()).init(device),
-        }
+        })
     }
 }
 
@@ -73,7 +73,9 @@ impl RotationHeadConfig {
     pub const ROTATIONS: usize = 4;
 
     pub fn init(&self, device: &Device) -> RotationHead {
-        RotationHead { linear: linear_zero_bias(self.d_input, Self::ROTATIONS, xavier_normal(), device) }
+        super::init::materialise(RotationHead {
+            linear: linear_zero_bias(self.d_input, Self::ROTATIONS, xavier_normal(), device),
+        })
     }
 }
 
