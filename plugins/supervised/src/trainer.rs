@@ -112,7 +112,7 @@ impl SemiSupervisedLearner for Supervised {
                 Ok(())
             })?;
             let mut record = serde_json::json!({ "epoch": epoch, "loss": loss_sum / batches.max(1) as f64, "lr": lr });
-            if let Some(truth) = truth.filter(|_| epoch % p.eval_every == 0 || epoch == p.epochs) {
+            if let Some(truth) = truth.filter(|_| epoch.is_multiple_of(p.eval_every) || epoch == p.epochs) {
                 let logits =
                     extract_with(&model, &data.test, &data.mean, &data.std, p.eval_batch_size, &device, |m, x| {
                         m.forward(x).logits
