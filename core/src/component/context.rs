@@ -113,7 +113,8 @@ impl StageContext {
         let stage_seed = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (stage as u64 + 1);
         let rng = ChaCha8Rng::seed_from_u64(stage_seed);
         // burn's own generator (weight initialisers, `Tensor::random`) is per backend, not per call: seeding it here
-        // makes a stage's initial weights depend on the experiment's seed alone.
+        // makes a stage's initial weights depend on the experiment's seed alone, as long as no other thread of the
+        // process draws from it meanwhile (so parallel runs are processes, never threads).
         device.seed(stage_seed);
         StageContext {
             stage,

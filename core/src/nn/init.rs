@@ -101,24 +101,3 @@ pub fn materialise<M: burn::module::Module>(module: M) -> M {
     module.visit(&mut Touch);
     module
 }
-
-#[cfg(test)]
-mod determinism_tests {
-    use burn::tensor::{Device, Tensor, TensorData};
-
-    use crate::nn::{BackboneConfig, BackboneKind};
-
-    #[test]
-    fn the_same_device_seed_gives_the_same_network() {
-        let outputs: Vec<Vec<f32>> = (0..2)
-            .map(|_| {
-                let device = Device::flex();
-                device.seed(5);
-                let model = BackboneConfig::new(BackboneKind::Wrn28_2, 1, 10).init(&device.clone().autodiff());
-                let x = Tensor::<4>::from_data(TensorData::new(vec![0.5f32; 2 * 28 * 28], [2, 1, 28, 28]), &device);
-                model.forward(x.autodiff()).logits.into_data().try_to_vec::<f32>().unwrap()
-            })
-            .collect();
-        assert_eq!(outputs[0], outputs[1]);
-    }
-}
