@@ -93,6 +93,15 @@ fn sync_dir(dir: &Path) {
     let _ = dir;
 }
 
+/// Removes a folder tree; a folder that is already gone is not an error.
+pub fn remove_dir(dir: &Path) -> Result<()> {
+    match fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(dir, e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::artifact::atomic::remove_dir;
 use crate::{Error, Result, progress};
 
 /// The pipeline's stages, in the order they run.
@@ -237,13 +238,5 @@ impl StageContext {
             at: at.into(),
             checkpoint: self.checkpoint_dir(),
         })
-    }
-}
-
-fn remove_dir(dir: &Path) -> Result<()> {
-    match fs::remove_dir_all(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io(dir, e)),
     }
 }

@@ -2,6 +2,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::stage_record::StageRecord;
+pub(crate) use crate::artifact::atomic::remove_dir;
 use crate::{Error, Result};
 
 /// A store of finished stage folders keyed by their input hash, shared by every run of this user, so an ablation
@@ -74,12 +75,4 @@ pub(crate) fn copy_tree(src: &Path, dest: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-pub(crate) fn remove_dir(dir: &Path) -> Result<()> {
-    match fs::remove_dir_all(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io(dir, e)),
-    }
 }
