@@ -12,6 +12,7 @@ use relab_core::artifact::{Classifier, Features, LabeledSet, Propagation, TestAc
 use relab_core::burn::tensor::{Tensor, TensorData};
 use relab_core::component::{Encoder, Propagator, Selector, SemiSupervisedLearner, SslMethod, StageContext};
 use relab_core::data::{Dataset, ImageSet};
+use relab_core::experiment::FeatureOutput;
 use relab_core::registry::{ParamError, PluginInfo, PluginParams};
 use relab_core::{Error, Result, submit_plugin};
 use serde::{Deserialize, Serialize};
@@ -98,7 +99,10 @@ impl Encoder for ProjectionEncoder {
         self.dim
     }
 
-    fn extract(&self, ctx: &mut StageContext, images: &ImageSet) -> Result<Features> {
+    fn extract(&self, ctx: &mut StageContext, images: &ImageSet, output: FeatureOutput) -> Result<Features> {
+        if output == FeatureOutput::Head {
+            return Err(Error::stage("features", "test-projection has no projection head; its one output is `pooled`"));
+        }
         let x = Tensor::<2>::from_data(TensorData::new(pixels(images), [images.len(), self.input]), &ctx.device);
         let w = Tensor::<2>::from_data(TensorData::new(self.matrix.clone(), [self.input, self.dim]), &ctx.device);
         let values =

@@ -4,6 +4,7 @@ use super::StageContext;
 use crate::Result;
 use crate::artifact::Features;
 use crate::data::{Dataset, ImageSet};
+use crate::experiment::FeatureOutput;
 
 /// Phase 1: learn an encoder from the training images alone (labels of the dataset must not be used for training;
 /// they may be used for monitoring, e.g. a kNN accuracy on the test split).
@@ -16,11 +17,13 @@ pub trait SslMethod: Send {
 
 /// What phase 1 produces: a function from images to feature vectors, able to save itself.
 pub trait Encoder: Send + Sync {
-    /// Length of one feature vector.
+    /// Length of one feature vector of the encoder's default output.
     fn feature_dim(&self) -> usize;
 
-    /// Features of every image of `images`, in order, computed in evaluation mode.
-    fn extract(&self, ctx: &mut StageContext, images: &ImageSet) -> Result<Features>;
+    /// Features of every image of `images`, in order, computed in evaluation mode. `output` picks the pooled
+    /// backbone feature or the projection head's; `Default` is the one the method recorded as meant for propagation.
+    /// An output the encoder does not have is an error that names the ones it has.
+    fn extract(&self, ctx: &mut StageContext, images: &ImageSet, output: FeatureOutput) -> Result<Features>;
 
     /// Writes the weights (safetensors) and a JSON description of the architecture into `dir`.
     fn save(&self, dir: &Path) -> Result<()>;

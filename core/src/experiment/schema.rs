@@ -104,6 +104,9 @@ pub struct PluginStage {
 pub struct FeaturesStage {
     #[serde(default)]
     pub source: FeatureSource,
+    /// Which output of the encoder (with `source: encoder`).
+    #[serde(default)]
+    pub output: FeatureOutput,
     /// An `.npy` file (f32 or f64, N × D) to use as features instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<PathBuf>,
@@ -117,4 +120,27 @@ pub enum FeatureSource {
     Encoder,
     /// Raw pixels, normalised with the dataset's statistics and flattened (the no-SSL baseline).
     Pixels,
+}
+
+/// Which of an encoder's outputs the features stage takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FeatureOutput {
+    /// The output the SSL method recorded with the encoder (iMix: the projection head, as the original).
+    #[default]
+    Default,
+    /// The backbone's pooled feature.
+    Pooled,
+    /// The projection head's (L2-normalised) output.
+    Head,
+}
+
+impl FeatureOutput {
+    pub fn name(self) -> &'static str {
+        match self {
+            FeatureOutput::Default => "default",
+            FeatureOutput::Pooled => "pooled",
+            FeatureOutput::Head => "head",
+        }
+    }
 }

@@ -186,7 +186,7 @@ impl Runner<'_> {
             match cfg.source {
                 FeatureSource::Pixels => json!({ "pixels": self.dataset_hash }),
                 FeatureSource::Encoder => match encoder {
-                    Some(e) => json!({ "encoder": e.hash }),
+                    Some(e) => json!({ "encoder": e.hash, "output": cfg.output.name() }),
                     None => {
                         return Err(Error::stage(
                             "features",
@@ -208,7 +208,7 @@ impl Runner<'_> {
                 let features = match (&cfg.from, cfg.source, encoder) {
                     (Some(from), _, _) => Features::load(from)?,
                     (None, FeatureSource::Pixels, _) => pixel_features(dataset),
-                    (None, FeatureSource::Encoder, Some(e)) => e.value.extract(ctx, &dataset.train)?,
+                    (None, FeatureSource::Encoder, Some(e)) => e.value.extract(ctx, &dataset.train, cfg.output)?,
                     (None, FeatureSource::Encoder, None) => unreachable!("checked above"),
                 };
                 if features.rows != n {
