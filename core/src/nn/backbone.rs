@@ -1,5 +1,6 @@
 //! The backbones a stage can ask for by name, behind one module type: `wrn28_2` (§5.3), `resnet18` and `resnet50`
-//! (CIFAR-style, §2.3) and `resnet50_imagenet` (torchvision's ImageNet ResNet-50, §2.5).
+//! (CIFAR-style, §2.3) and `resnet50_imagenet` (torchvision's ImageNet ResNet-50, §2.5), plus `wrn10_2`, the same
+//! WRN with one block per unit instead of four (about 4× cheaper), for quick CPU configurations.
 //!
 //! Every backbone ends in a global average pool, so it takes any input size the strides allow (28×28 and up; the
 //! ImageNet stem reduces 28×28 to 1×1 at stage 4) with 1 or 3 channels, and returns the pooled feature together with
@@ -19,6 +20,8 @@ use super::wrn::{Wrn, WrnConfig};
 pub enum BackboneKind {
     #[serde(rename = "wrn28_2")]
     Wrn28_2,
+    #[serde(rename = "wrn10_2")]
+    Wrn10_2,
     #[serde(rename = "resnet18")]
     ResNet18,
     #[serde(rename = "resnet50")]
@@ -28,23 +31,29 @@ pub enum BackboneKind {
 }
 
 impl BackboneKind {
-    pub const ALL: [BackboneKind; 4] =
-        [BackboneKind::Wrn28_2, BackboneKind::ResNet18, BackboneKind::ResNet50, BackboneKind::ResNet50ImageNet];
+    pub const ALL: [BackboneKind; 5] = [
+        BackboneKind::Wrn28_2,
+        BackboneKind::Wrn10_2,
+        BackboneKind::ResNet18,
+        BackboneKind::ResNet50,
+        BackboneKind::ResNet50ImageNet,
+    ];
 
     /// The serialised name.
     pub fn name(self) -> &'static str {
         match self {
             BackboneKind::Wrn28_2 => "wrn28_2",
+            BackboneKind::Wrn10_2 => "wrn10_2",
             BackboneKind::ResNet18 => "resnet18",
             BackboneKind::ResNet50 => "resnet50",
             BackboneKind::ResNet50ImageNet => "resnet50_imagenet",
         }
     }
 
-    /// Width of the pooled feature: 128, 512, 2048, 2048.
+    /// Width of the pooled feature: 128 for the WRNs, 512 for ResNet-18, 2048 for the ResNet-50s.
     pub fn feature_dim(self) -> usize {
         match self {
-            BackboneKind::Wrn28_2 => 128,
+            BackboneKind::Wrn28_2 | BackboneKind::Wrn10_2 => 128,
             BackboneKind::ResNet18 => 512,
             BackboneKind::ResNet50 | BackboneKind::ResNet50ImageNet => 2048,
         }
@@ -102,6 +111,9 @@ impl BackboneConfig {
         let (c, n) = (self.in_channels, self.num_classes);
         let backbone = match self.kind {
             BackboneKind::Wrn28_2 => Backbone::Wrn28_2(WrnConfig::new(n).with_in_channels(c).init(device)),
+            BackboneKind::Wrn10_2 => {
+                Backbone::Wrn10_2(WrnConfig::new(n).with_depth(10).with_in_channels(c).init(device))
+            }
             BackboneKind::ResNet18 => Backbone::ResNet18(ResNetConfig::resnet18(n).with_in_channels(c).init(device)),
             BackboneKind::ResNet50 => Backbone::ResNet50(ResNetConfig::resnet50(n).with_in_channels(c).init(device)),
             BackboneKind::ResNet50ImageNet => {
@@ -126,6 +138,7 @@ pub struct BackboneOutput {
 #[derive(Module, Debug)]
 pub enum Backbone {
     Wrn28_2(Wrn),
+    Wrn10_2(Wrn),
     ResNet18(ResNet),
     ResNet50(ResNet),
     ResNet50ImageNet(ResNet),
@@ -135,6 +148,7 @@ impl Backbone {
     pub fn kind(&self) -> BackboneKind {
         match self {
             Backbone::Wrn28_2(_) => BackboneKind::Wrn28_2,
+            Backbone::Wrn10_2(_) => BackboneKind::Wrn10_2,
             Backbone::ResNet18(_) => BackboneKind::ResNet18,
             Backbone::ResNet50(_) => BackboneKind::ResNet50,
             Backbone::ResNet50ImageNet(_) => BackboneKind::ResNet50ImageNet,
@@ -151,7 +165,7 @@ impl Backbone {
     /// `[B, C, H, W]` images → `[B, feature_dim]` pooled features, without the linear head.
     pub fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
         match self {
-            Backbone::Wrn28_2(n) => n.forward_features(x),
+            Backbone::Wrn28_2(n) | Backbone::Wrn10_2(n) => n.forward_features(x),
             Backbone::ResNet18(n) | Backbone::ResNet50(n) | Backbone::ResNet50ImageNet(n) => n.forward_features(x),
         }
     }
@@ -159,7 +173,7 @@ impl Backbone {
     /// `[B, feature_dim]` features → `[B, num_classes]` logits of the linear head.
     pub fn classify(&self, features: Tensor<2>) -> Tensor<2> {
         match self {
-            Backbone::Wrn28_2(n) => n.classify(features),
+            Backbone::Wrn28_2(n) | Backbone::Wrn10_2(n) => n.classify(features),
             Backbone::ResNet18(n) | Backbone::ResNet50(n) | Backbone::ResNet50ImageNet(n) => n.classify(features),
         }
     }
@@ -167,7 +181,7 @@ impl Backbone {
     /// Width of the pooled feature.
     pub fn feature_dim(&self) -> usize {
         match self {
-            Backbone::Wrn28_2(n) => n.feature_dim(),
+            Backbone::Wrn28_2(n) | Backbone::Wrn10_2(n) => n.feature_dim(),
             Backbone::ResNet18(n) | Backbone::ResNet50(n) | Backbone::ResNet50ImageNet(n) => n.feature_dim(),
         }
     }
@@ -175,7 +189,7 @@ impl Backbone {
     /// Number of classes of the linear head.
     pub fn num_classes(&self) -> usize {
         match self {
-            Backbone::Wrn28_2(n) => n.num_classes(),
+            Backbone::Wrn28_2(n) | Backbone::Wrn10_2(n) => n.num_classes(),
             Backbone::ResNet18(n) | Backbone::ResNet50(n) | Backbone::ResNet50ImageNet(n) => n.num_classes(),
         }
     }
@@ -202,7 +216,7 @@ mod tests {
         }
         assert_eq!(serde_json::to_string(&BackboneKind::ResNet50ImageNet).unwrap(), "\"resnet50_imagenet\"");
         let err = "resnet".parse::<BackboneKind>().unwrap_err();
-        assert!(err.contains("wrn28_2, resnet18, resnet50, resnet50_imagenet"), "{err}");
+        assert!(err.contains("wrn28_2, wrn10_2, resnet18, resnet50, resnet50_imagenet"), "{err}");
 
         let config = BackboneConfig::new(BackboneKind::Wrn28_2, 1, 10);
         let json = serde_json::to_value(&config).unwrap();
@@ -239,12 +253,27 @@ mod tests {
         assert_eq!((out.features.dims(), out.logits.dims()), ([1, 128], [1, 10]));
     }
 
+    /// WRN-10-2 has one block per unit. Convs (3×3, no bias): stem 3·16·9; unit 1: 16→32 and 32→32 plus the 1×1
+    /// shortcut 16·32; unit 2: 32→64, 64→64, shortcut 32·64; unit 3: 64→128, 128→128, shortcut 64·128. Each BN has
+    /// 2·C parameters (before each conv of a block, and the last one); the head is 128·10 + 10.
+    const WRN10_2_PARAMS: usize = 3 * 16 * 9
+        + (16 * 32 * 9 + 32 * 32 * 9 + 16 * 32)
+        + (32 * 64 * 9 + 64 * 64 * 9 + 32 * 64)
+        + (64 * 128 * 9 + 128 * 128 * 9 + 64 * 128)
+        + 2 * (16 + 32)
+        + 2 * (32 + 64)
+        + 2 * (64 + 128)
+        + 2 * 128
+        + 128 * 10
+        + 10;
+
     #[test]
     fn backbone_parameter_counts() {
         // The exact PyTorch figures, derived in wrn.rs and resnet.rs (10 classes, 3 channels).
         let device = Device::flex();
         let expected = [
             (BackboneKind::Wrn28_2, 1_467_610),
+            (BackboneKind::Wrn10_2, WRN10_2_PARAMS),
             (BackboneKind::ResNet18, 11_173_962),
             (BackboneKind::ResNet50, 23_520_842),
             (BackboneKind::ResNet50ImageNet, 23_528_522),
