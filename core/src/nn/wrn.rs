@@ -12,11 +12,11 @@
 //!   ReMixMatch WRN (§6.2) uses decay 0.999, i.e. `bn_momentum = 0.001`, and TF's eps 1e-3.
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
-use burn::nn::{BatchNorm, LeakyRelu, LeakyReluConfig, Linear};
+use burn::nn::{BatchNorm, Linear};
 use burn::prelude::*;
 
 use super::init::{ConvInit, batch_norm, conv2d, linear_zero_bias, xavier_normal};
-use super::ops::global_avg_pool;
+use super::ops::{global_avg_pool, leaky_relu};
 
 /// Configuration of a wide ResNet in the ReLaB/MixMatch style; [`WrnConfig::new`]`(num_classes)` is WRN-28-2.
 #[derive(Config, Debug)]
@@ -55,17 +55,18 @@ pub struct WideBlock {
     pub conv2: Conv2d,
     /// conv 1×1 (stride), no bias, when the stride is ≥ 2 or the width changes; identity otherwise.
     pub shortcut: Option<Conv2d>,
-    pub activation: LeakyRelu,
+    /// Negative slope of the LeakyReLU activations.
+    pub leaky_slope: f64,
     /// When set, LReLU(BN(x)) feeds both the residual branch and the shortcut; otherwise the shortcut takes raw x.
     pub activate_before_residual: bool,
 }
 
 impl WideBlock {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let a = self.activation.forward(self.bn1.forward(x.clone()));
+        let a = leaky_relu(self.bn1.forward(x.clone()), self.leaky_slope);
         let shortcut_in = if self.activate_before_residual { a.clone() } else { x };
         let out = self.conv1.forward(a);
-        let out = self.conv2.forward(self.activation.forward(self.bn2.forward(out)));
+        let out = self.conv2.forward(leaky_relu(self.bn2.forward(out), self.leaky_slope));
         let shortcut = match &self.shortcut {
             Some(conv) => conv.forward(shortcut_in),
             None => shortcut_in,
@@ -83,7 +84,7 @@ pub struct Wrn {
     pub unit2: Vec<WideBlock>,
     pub unit3: Vec<WideBlock>,
     pub bn: BatchNorm,
-    pub activation: LeakyRelu,
+    pub leaky_slope: f64,
     /// The classifier, Linear(64k → num_classes).
     pub output: Linear,
 }
@@ -118,7 +119,7 @@ impl WrnConfig {
                         conv2: conv2d([c_out, c_out], 3, 1, 1, init, device),
                         shortcut: (stride >= 2 || c_in != c_out)
                             .then(|| conv2d([c_in, c_out], 1, stride, 0, init, device)),
-                        activation: LeakyReluConfig::new().with_negative_slope(self.leaky_slope).init(),
+                        leaky_slope: self.leaky_slope,
                         activate_before_residual: abr,
                     }
                 })
@@ -131,7 +132,7 @@ impl WrnConfig {
             unit2: unit(widths[1], widths[2], 2, false),
             unit3: unit(widths[2], widths[3], 2, false),
             bn: batch_norm(widths[3], self.bn_momentum, self.bn_epsilon, device),
-            activation: LeakyReluConfig::new().with_negative_slope(self.leaky_slope).init(),
+            leaky_slope: self.leaky_slope,
             output: linear_zero_bias(widths[3], self.num_classes, xavier_normal(), device),
         }
     }
@@ -144,7 +145,7 @@ impl Wrn {
         for block in self.unit1.iter().chain(&self.unit2).chain(&self.unit3) {
             x = block.forward(x);
         }
-        global_avg_pool(self.activation.forward(self.bn.forward(x)))
+        global_avg_pool(leaky_relu(self.bn.forward(x), self.leaky_slope))
     }
 
     /// Logits of the linear head for pooled features.
@@ -204,7 +205,7 @@ mod tests {
         assert_eq!(wrn.unit3[0].shortcut.as_ref().unwrap().stride, [2, 2]);
         assert_eq!(wrn.bn.momentum, 0.1);
         assert_eq!(wrn.bn.epsilon, 1e-5);
-        assert_eq!(wrn.activation.negative_slope, 0.1);
+        assert_eq!(wrn.leaky_slope, 0.1);
     }
 
     #[test]
