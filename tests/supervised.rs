@@ -29,12 +29,16 @@ stages:
 ";
 
 fn run(out: &Path, resume: bool, stop: Option<u64>) -> relab_core::Result<RunOutcome> {
+    run_with(out, resume, stop, &[])
+}
+
+fn run_with(out: &Path, resume: bool, stop: Option<u64>, overrides: &[String]) -> relab_core::Result<RunOutcome> {
     assert!(
         Path::new("/usr/share/datasets/fashion-mnist").is_dir() || std::env::var_os("RELAB_DATA").is_some(),
         "needs Fashion-MNIST: apt-get install dataset-fashion-mnist"
     );
     let registry = Registry::with_static().unwrap();
-    let runs = experiment::load_str(EXPERIMENT, Path::new("supervised.yaml"), &[], &registry).unwrap();
+    let runs = experiment::load_str(EXPERIMENT, Path::new("supervised.yaml"), overrides, &registry).unwrap();
     let opts = RunOptions { out: out.to_path_buf(), resume, cache: None, stop_after_checkpoints: stop };
     pipeline::run(&runs[0], &registry, &opts)
 }
@@ -80,4 +84,22 @@ fn a_killed_supervised_run_resumes_to_the_same_weights() {
         "resumed weights must equal the uninterrupted run's bit for bit"
     );
     assert_eq!(resumed.summary["test_accuracy"], whole.summary["test_accuracy"]);
+}
+
+#[test]
+fn a_diverging_run_stops_with_a_clear_error_and_keeps_its_last_good_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("nan");
+    // Epoch 1 trains normally; from epoch 2 the learning rate overflows f32, so the weights become non-finite.
+    let overrides = ["stages.train.schedule={lr: 0.05, milestones: [2], gamma: 1.0e300}".to_string()];
+    let err = run_with(&out, false, None, &overrides).unwrap_err();
+    assert!(matches!(err, relab_core::Error::NonFinite { .. }), "{err:?}");
+    let message = err.to_string();
+    let checkpoint = out.join("train/checkpoint");
+    assert!(message.contains("train") && message.contains("epoch 2"), "{message}");
+    assert!(message.contains(&checkpoint.display().to_string()), "the error names the checkpoint: {message}");
+    let state: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(checkpoint.join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["state"]["epoch"], 1, "the last good checkpoint is epoch 1's: {state}");
+    assert!(!out.join("train/weights.safetensors").exists(), "no final weights from a diverged run");
 }
