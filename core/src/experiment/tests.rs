@@ -512,7 +512,7 @@ fn more_messages() {
         ),
         (
             "stages:\n  features: {sorce: pixels}\n",
-            "experiments/x.yaml:3:14: stages.features.sorce: unknown key; expected one of source, from; did you mean `source`?",
+            "experiments/x.yaml:3:14: stages.features.sorce: unknown key; expected one of source, output, from; did you mean `source`?",
         ),
         (
             "stages:\n  features: {source: pixel}\n",
