@@ -83,7 +83,7 @@ fn resolve(
         }
         origins.remove_under(&["sweep".to_string()]);
         default_name(&mut tree, &stem);
-        paths::absolutize(&mut tree, &origins);
+        paths::absolutize(&mut tree, &origins, registry);
         let experiment = validate::check(&tree, &origins, registry).map_err(in_point)?;
         runs.push(ResolvedRun { label: point.label, folder: point.folder, experiment, value: tree });
     }

@@ -56,6 +56,8 @@ pub struct PluginEntry {
     pub version: &'static str,
     pub validate: fn(&Value) -> Result<(), ParamError>,
     pub describe: fn() -> Vec<ParamDoc>,
+    /// Parameters whose values are file paths ([`PluginParams::PATHS`]).
+    pub paths: &'static [&'static str],
     pub factory: Factory,
 }
 
@@ -98,6 +100,7 @@ impl PluginEntry {
             version,
             validate: validate::<T>,
             describe: describe_params::<T::Params>,
+            paths: <T::Params as PluginParams>::PATHS,
             factory,
         }
     }

@@ -3,6 +3,10 @@ use serde::de::DeserializeOwned;
 
 /// A plugin's typed parameters: serde with `deny_unknown_fields` and every default of the method in `Default`.
 pub trait PluginParams: Serialize + DeserializeOwned + Default {
+    /// Parameters whose values are file paths. Like `dataset.root`, such a value is written relative to the
+    /// experiment file that sets it (a `--set` value: to the working directory) and reaches the plugin absolute.
+    const PATHS: &'static [&'static str] = &[];
+
     /// One line of help per parameter, by field name (`relab plugins describe` prints them beside the defaults).
     fn help() -> &'static [(&'static str, &'static str)];
 }
