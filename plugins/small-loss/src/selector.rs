@@ -1,3 +1,6 @@
+use std::collections::HashSet;
+use std::time::Instant;
+
 use rand::seq::SliceRandom;
 use relab_core::artifact::{LabeledSet, Propagation, npy};
 use relab_core::burn::module::Module;
@@ -118,6 +121,7 @@ impl Selector for SmallLoss {
             loader.seed = ctx.seed;
             loader.epoch = epoch as u64;
             let (mut loss_sum, mut batches) = (0.0, 0usize);
+            let started = Instant::now();
             for_each_batch(&data.train, &order, &loader, |batch| {
                 let y: Vec<u32> = batch.indices.iter().map(|&i| labels[i]).collect();
                 let x = Tensor::<4>::from_data(TensorData::new(batch.images, batch.shape), &device);
@@ -132,9 +136,14 @@ impl Selector for SmallLoss {
                 Ok(())
             })?;
             let lr = p.schedule.lr(epoch as u64, progress.step);
-            let mut record = json!({ "epoch": epoch, "loss": loss_sum / batches.max(1) as f64, "lr": lr });
+            let mut record = json!({
+                "epoch": epoch, "loss": loss_sum / batches.max(1) as f64, "lr": lr,
+                "train_seconds": started.elapsed().as_secs_f64(),
+            });
             if tracker.tracks(epoch) {
+                let started = Instant::now();
                 let losses = sample_losses(&model, data, &progress.pool, &labels, p.eval_batch_size, &device)?;
+                record["track_seconds"] = started.elapsed().as_secs_f64().into();
                 if let Some((k, &bad)) = losses.iter().enumerate().find(|(_, l)| !l.is_finite()) {
                     let at = format!("epoch {epoch}, training image {}", progress.pool[k]);
                     ctx.check_finite("tracked loss", bad as f64, &at)?;
@@ -156,7 +165,7 @@ impl Selector for SmallLoss {
 
         let mean = tracker.mean().expect("the loop ran every tracked epoch");
         write_scores(ctx, &progress.pool, &mean)?;
-        let is_seed: std::collections::HashSet<usize> = seeds.indices.iter().copied().collect();
+        let is_seed: HashSet<usize> = seeds.indices.iter().copied().collect();
         let others: Vec<Candidate> = progress
             .pool
             .iter()
