@@ -13,6 +13,7 @@ mod pool;
 mod ranking;
 mod selector;
 mod tracker;
+mod training;
 
 pub use params::SmallLossParams;
 pub use pool::training_pool;

@@ -1,27 +1,15 @@
 use std::collections::HashSet;
-use std::time::Instant;
 
-use rand::seq::SliceRandom;
 use relab_core::artifact::{LabeledSet, Propagation, npy};
-use relab_core::burn::module::Module;
-use relab_core::burn::optim::GradientsParams;
-use relab_core::burn::tensor::{Device, Tensor, TensorData};
 use relab_core::component::{Selector, StageContext};
-use relab_core::data::{Dataset, LoaderConfig, for_each_batch};
-use relab_core::nn::{Backbone, BackboneConfig};
+use relab_core::data::Dataset;
 use relab_core::registry::{ParamError, PluginInfo};
-use relab_core::train::losses::{cross_entropy_per_sample, labels_tensor};
-use relab_core::train::{
-    Optimiser, cross_entropy, finite_loss, load_module, load_optimiser, save_module, save_optimiser,
-};
 use relab_core::{Error, Result};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::params::SmallLossParams;
-use crate::pool::training_pool;
 use crate::ranking::{self, Candidate};
-use crate::tracker::LossTracker;
+use crate::training::NoisyTraining;
 
 /// Reliable-sample selection by the small-loss trick (`relab-method.md` §4).
 #[derive(Debug, Clone)]
@@ -43,20 +31,6 @@ impl PluginInfo for SmallLoss {
 
 relab_core::submit_plugin!(select, SmallLoss);
 
-/// What a checkpoint records beside the weights, the optimiser state and the tracked losses.
-#[derive(Debug, Serialize, Deserialize)]
-struct Progress {
-    /// Epochs finished.
-    epoch: usize,
-    /// Optimiser steps taken.
-    step: u64,
-    /// The training indices trained on and ranked, ascending.
-    pool: Vec<usize>,
-}
-
-const MODEL: &str = "model";
-const OPTIMISER: &str = "optimiser";
-
 impl Selector for SmallLoss {
     fn select(
         &mut self,
@@ -65,7 +39,6 @@ impl Selector for SmallLoss {
         propagation: &Propagation,
         seeds: &LabeledSet,
     ) -> Result<LabeledSet> {
-        let p = &self.params;
         let n = data.train.len();
         if propagation.len() != n {
             return Err(Error::stage(
@@ -74,106 +47,18 @@ impl Selector for SmallLoss {
             ));
         }
         let labels = carried_labels(propagation, seeds);
-        let device = ctx.device.clone().autodiff();
-        let config = BackboneConfig::new(p.backbone, data.train.channels, data.num_classes);
-        let mut model: Backbone = config.init(&device);
-        let mut optimiser = Optimiser::sgd(&p.optimizer);
-        let (mut progress, mut tracker) = match ctx.restore_checkpoint::<Progress>()? {
-            Some((saved, dir)) => {
-                model = load_module(&dir, MODEL, model)?;
-                optimiser = load_optimiser(&dir, OPTIMISER, optimiser)?;
-                let tracker = LossTracker::new(p.epochs, p.track_epochs, saved.pool.len()).load(&dir)?;
-                if tracker.rows() != tracker.rows_after(saved.epoch) {
-                    return Err(Error::format(
-                        dir,
-                        format!(
-                            "the checkpoint is at epoch {} but holds {} tracked epochs of losses (expected {})",
-                            saved.epoch,
-                            tracker.rows(),
-                            tracker.rows_after(saved.epoch)
-                        ),
-                    ));
-                }
-                (saved, tracker)
-            }
-            None => {
-                let pool = training_pool(n, &seeds.indices, p.sample, &mut ctx.rng);
-                let tracker = LossTracker::new(p.epochs, p.track_epochs, pool.len());
-                (Progress { epoch: 0, step: 0, pool }, tracker)
-            }
-        };
-        tracing::info!(
-            "small-loss: training a fresh {} on {} of {n} images for {} epochs, losses tracked from epoch {}",
-            p.backbone,
-            progress.pool.len(),
-            p.epochs,
-            tracker.first_tracked()
-        );
+        let tracked = NoisyTraining::start(ctx, &self.params, data, &labels, &seeds.indices)?.run(ctx)?;
+        write_scores(ctx, &tracked.pool, &tracked.mean)?;
 
-        let bar = ctx.progress(p.epochs as u64, "epochs");
-        bar.set_position(progress.epoch as u64);
-        while progress.epoch < p.epochs {
-            let epoch = progress.epoch + 1;
-            let mut order = progress.pool.clone();
-            order.shuffle(&mut ctx.rng);
-            let mut loader = LoaderConfig::new(p.batch_size, &data.mean, &data.std);
-            loader.augment = Some(p.augment.clone());
-            loader.seed = ctx.seed;
-            loader.epoch = epoch as u64;
-            let (mut loss_sum, mut batches) = (0.0, 0usize);
-            let started = Instant::now();
-            for_each_batch(&data.train, &order, &loader, |batch| {
-                let y: Vec<u32> = batch.indices.iter().map(|&i| labels[i]).collect();
-                let x = Tensor::<4>::from_data(TensorData::new(batch.images, batch.shape), &device);
-                let loss = cross_entropy(model.forward(x).logits, labels_tensor(&y, &device));
-                let value =
-                    finite_loss(ctx, "cross-entropy loss", &loss, format!("epoch {epoch} step {}", progress.step))?;
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
-                model = optimiser.step(p.schedule.lr(epoch as u64, progress.step), model.clone(), grads);
-                progress.step += 1;
-                loss_sum += value;
-                batches += 1;
-                Ok(())
-            })?;
-            let lr = p.schedule.lr(epoch as u64, progress.step);
-            let mut record = json!({
-                "epoch": epoch, "loss": loss_sum / batches.max(1) as f64, "lr": lr,
-                "train_seconds": started.elapsed().as_secs_f64(),
-            });
-            if tracker.tracks(epoch) {
-                let started = Instant::now();
-                let losses = sample_losses(&model, data, &progress.pool, &labels, p.eval_batch_size, &device)?;
-                record["track_seconds"] = started.elapsed().as_secs_f64().into();
-                if let Some((k, &bad)) = losses.iter().enumerate().find(|(_, l)| !l.is_finite()) {
-                    let at = format!("epoch {epoch}, training image {}", progress.pool[k]);
-                    ctx.check_finite("tracked loss", bad as f64, &at)?;
-                }
-                record["tracked_loss"] = (losses.iter().map(|&l| l as f64).sum::<f64>() / losses.len() as f64).into();
-                tracker.record(epoch, &losses);
-            }
-            ctx.log(record)?;
-            progress.epoch = epoch;
-            let (m, o, t) = (&model, &optimiser, &tracker);
-            ctx.save_checkpoint(&progress, |dir| {
-                save_module(dir, MODEL, m)?;
-                save_optimiser(dir, OPTIMISER, o)?;
-                t.save(dir)
-            })?;
-            bar.inc(1);
-        }
-        bar.finish_and_clear();
-
-        let mean = tracker.mean().expect("the loop ran every tracked epoch");
-        write_scores(ctx, &progress.pool, &mean)?;
         let is_seed: HashSet<usize> = seeds.indices.iter().copied().collect();
-        let others: Vec<Candidate> = progress
+        let others: Vec<Candidate> = tracked
             .pool
             .iter()
-            .zip(&mean)
+            .zip(&tracked.mean)
             .filter(|(i, _)| !is_seed.contains(i))
             .map(|(&index, &mean_loss)| Candidate { index, label: labels[index], mean_loss })
             .collect();
-        let selection = ranking::select(seeds, &others, data.num_classes, p.per_class);
+        let selection = ranking::select(seeds, &others, data.num_classes, self.params.per_class);
         for s in &selection.shortfalls {
             tracing::warn!(
                 "small-loss: class {} has {} candidates for a quota of {}; keeping all of them",
@@ -183,8 +68,8 @@ impl Selector for SmallLoss {
             );
         }
         ctx.set_summary("subset_short_classes", &selection.shortfalls);
-        ctx.set_summary("selection_pool", progress.pool.len());
-        ctx.log(json!({ "selection_pool": progress.pool.len(), "short_classes": selection.shortfalls }))?;
+        ctx.set_summary("selection_pool", tracked.pool.len());
+        ctx.log(json!({ "selection_pool": tracked.pool.len(), "short_classes": selection.shortfalls }))?;
         Ok(selection.subset)
     }
 }
@@ -198,30 +83,6 @@ fn carried_labels(propagation: &Propagation, seeds: &LabeledSet) -> Vec<u32> {
     labels
 }
 
-/// The cross-entropy of every `pool` image against its carried label, un-augmented, the model in evaluation mode.
-fn sample_losses(
-    model: &Backbone,
-    data: &Dataset,
-    pool: &[usize],
-    labels: &[u32],
-    batch_size: usize,
-    device: &Device,
-) -> Result<Vec<f32>> {
-    let eval = model.valid();
-    let device = device.clone().without_autodiff();
-    let loader = LoaderConfig::new(batch_size, &data.mean, &data.std);
-    let mut losses = Vec::with_capacity(pool.len());
-    for_each_batch(&data.train, pool, &loader, |batch| {
-        let y: Vec<u32> = batch.indices.iter().map(|&i| labels[i]).collect();
-        let x = Tensor::<4>::from_data(TensorData::new(batch.images, batch.shape), &device);
-        let per_sample = cross_entropy_per_sample(eval.forward(x).logits, labels_tensor(&y, &device));
-        let values = per_sample.into_data().try_into_vec_as::<f32>();
-        losses.extend(values.map_err(|e| Error::stage("select", format!("cannot read the tracked losses: {e:?}")))?);
-        Ok(())
-    })?;
-    Ok(losses)
-}
-
 /// `pool.npy` (the ranked training indices) and `mean_loss.npy` (their scores), for inspecting the ranking.
 fn write_scores(ctx: &StageContext, pool: &[usize], mean: &[f64]) -> Result<()> {
     let indices: Vec<i64> = pool.iter().map(|&i| i as i64).collect();
@@ -233,6 +94,7 @@ fn write_scores(ctx: &StageContext, pool: &[usize], mean: &[f64]) -> Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use relab_core::burn::tensor::Device;
     use relab_core::component::{MetricsSink, StageKind};
     use relab_core::data::ImageSet;
 
