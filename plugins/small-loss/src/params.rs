@@ -1,0 +1,156 @@
+use relab_core::data::augment::{PadMode, Pipeline};
+use relab_core::nn::BackboneKind;
+use relab_core::registry::{ParamError, PluginParams};
+use relab_core::train::schedule::LrSchedule;
+use relab_core::train::{OptimiserSettings, SgdSettings};
+use serde::{Deserialize, Serialize};
+
+/// Defaults are phase 2b's (`relab-method.md` §4, §7.1): a fresh WRN-28-2, 60 epochs of SGD at a constant 0.1
+/// (momentum 0.9, Nesterov, weight decay 5e-4), batch 512, pad-4 crop and flip, losses tracked over the last 30
+/// epochs, 50 samples kept per class (the CIFAR-10 setting; 40 for CIFAR-100 and miniImageNet).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmallLossParams {
+    pub backbone: BackboneKind,
+    pub epochs: usize,
+    /// Epochs at the end of training whose per-sample losses are averaged.
+    pub track_epochs: usize,
+    /// Samples kept per propagated class.
+    pub per_class: usize,
+    pub batch_size: usize,
+    pub schedule: LrSchedule,
+    pub optimizer: SgdSettings,
+    pub augment: Pipeline,
+    /// Images per batch when measuring the tracked losses.
+    pub eval_batch_size: usize,
+    /// Train and rank on this many randomly drawn training images (plus the seeds) instead of all of them.
+    pub sample: Option<usize>,
+}
+
+impl Default for SmallLossParams {
+    fn default() -> Self {
+        SmallLossParams {
+            backbone: BackboneKind::Wrn28_2,
+            epochs: 60,
+            track_epochs: 30,
+            per_class: 50,
+            batch_size: 512,
+            schedule: LrSchedule::constant(0.1),
+            optimizer: SgdSettings { momentum: 0.9, nesterov: true, weight_decay: 5e-4, dampening: 0.0 },
+            augment: Pipeline::crop_flip(4, PadMode::Zero),
+            eval_batch_size: 512,
+            sample: None,
+        }
+    }
+}
+
+impl PluginParams for SmallLossParams {
+    fn help() -> &'static [(&'static str, &'static str)] {
+        &[
+            (
+                "backbone",
+                "network trained from scratch on the propagated labels: wrn28_2 (the method), wrn10_2 (quick runs), \
+                 resnet18, resnet50",
+            ),
+            ("epochs", "training epochs"),
+            ("track_epochs", "the last this many epochs measure every sample's loss (un-augmented, eval mode)"),
+            ("per_class", "samples kept per propagated class, seeds first, then by ascending mean loss"),
+            ("batch_size", "images per optimiser step"),
+            ("schedule", "learning rate: {lr, milestones (epochs, 1-based), gamma, milestones_in, warmup_steps}"),
+            ("optimizer", "SGD: {momentum, nesterov, weight_decay, dampening}"),
+            ("augment", "training augmentations, e.g. [{crop: {padding: 4}}, flip]"),
+            ("eval_batch_size", "images per batch when measuring the tracked losses"),
+            (
+                "sample",
+                "quick-run approximation: train and rank on N random training images plus the seeds instead of \
+                 all images (only those can be selected); unset = all images, as the method",
+            ),
+        ]
+    }
+}
+
+impl SmallLossParams {
+    /// Values that parse but cannot run, reported at the key that holds them.
+    pub fn check(&self) -> Result<(), ParamError> {
+        let bad = |key: &str, message: String| ParamError { path: vec![key.into()], message, known_keys: vec![] };
+        for (key, value) in [
+            ("epochs", self.epochs),
+            ("per_class", self.per_class),
+            ("batch_size", self.batch_size),
+            ("eval_batch_size", self.eval_batch_size),
+        ] {
+            if value == 0 {
+                return Err(bad(key, "must be at least 1".into()));
+            }
+        }
+        if !(1..=self.epochs).contains(&self.track_epochs) {
+            return Err(bad(
+                "track_epochs",
+                format!("must be between 1 and epochs ({}), found {}", self.epochs, self.track_epochs),
+            ));
+        }
+        if self.sample == Some(0) {
+            return Err(bad("sample", "must be at least 1 (leave it out to use every training image)".into()));
+        }
+        self.schedule.check().map_err(|m| bad("schedule", m))?;
+        OptimiserSettings::Sgd(self.optimizer.clone()).check().map_err(|m| bad("optimizer", m))?;
+        for step in &self.augment.0 {
+            step.validate().map_err(|m| bad("augment", m))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use relab_core::registry::parse_params;
+
+    fn parse(yaml: &str) -> Result<SmallLossParams, ParamError> {
+        let p: SmallLossParams = parse_params(&serde_yaml::from_str(yaml).unwrap())?;
+        p.check().map(|_| p)
+    }
+
+    #[test]
+    fn defaults_are_the_methods() {
+        let p = parse("{}").unwrap();
+        assert_eq!(
+            (p.backbone, p.epochs, p.track_epochs, p.per_class, p.batch_size),
+            (BackboneKind::Wrn28_2, 60, 30, 50, 512)
+        );
+        assert_eq!(p.schedule, LrSchedule::constant(0.1));
+        assert_eq!(p.optimizer, SgdSettings { momentum: 0.9, nesterov: true, weight_decay: 5e-4, dampening: 0.0 });
+        assert_eq!(p.augment, Pipeline::crop_flip(4, PadMode::Zero));
+        assert_eq!(p.sample, None);
+    }
+
+    #[test]
+    fn a_quick_configuration_parses() {
+        let p = parse("backbone: wrn10_2\nepochs: 4\ntrack_epochs: 2\nper_class: 10\nsample: 3000").unwrap();
+        assert_eq!(
+            (p.backbone, p.epochs, p.track_epochs, p.per_class, p.sample),
+            (BackboneKind::Wrn10_2, 4, 2, 10, Some(3000))
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let key = |yaml: &str| parse(yaml).unwrap_err().path.join(".");
+        assert_eq!(key("epochs: 0"), "epochs");
+        assert_eq!(key("per_class: 0"), "per_class");
+        assert_eq!(key("batch_size: 0"), "batch_size");
+        assert_eq!(key("track_epochs: 0"), "track_epochs");
+        assert_eq!(key("epochs: 5\ntrack_epochs: 6"), "track_epochs");
+        assert_eq!(key("sample: 0"), "sample");
+        assert_eq!(key("schedule: {lr: -1}"), "schedule");
+        assert_eq!(key("optimizer: {momentum: 0, nesterov: true}"), "optimizer");
+        assert_eq!(key("augment: [{flip: {p: 2}}]"), "augment.0");
+        // Parameters built in code are checked too.
+        let flip = relab_core::data::augment::Augment::Flip(relab_core::data::augment::Flip { p: 2.0 });
+        let built = SmallLossParams { augment: Pipeline::new(vec![flip]), ..SmallLossParams::default() };
+        assert_eq!(built.check().unwrap_err().path, vec!["augment".to_string()]);
+        assert_eq!(key("track_last: 30"), "track_last");
+        let err = parse("epochs: 5\ntrack_epochs: 6").unwrap_err().to_string();
+        assert!(err.contains("between 1 and epochs (5), found 6"), "{err}");
+    }
+}
