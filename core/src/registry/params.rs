@@ -83,10 +83,66 @@ pub fn describe_params<P: PluginParams>() -> Vec<ParamDoc> {
             let name = k.as_str()?.to_string();
             let default = match v {
                 serde_yaml::Value::Null => "~".to_string(),
-                v => serde_yaml::to_string(&v).unwrap_or_default().trim_end().to_string(),
+                v => serde_yaml::to_string(&shortest_floats(v)).unwrap_or_default().trim_end().to_string(),
             };
             let help = help.iter().find(|(n, _)| *n == name).map(|(_, h)| h.to_string()).unwrap_or_default();
             Some(ParamDoc { name, default, help })
         })
         .collect()
+}
+
+/// `value` with every number that is exactly an `f32` written as that `f32`'s shortest decimal: an `f32` field
+/// reaches YAML as the `f64` of its bits (0.08 as 0.07999999821186066), which is not what its author wrote.
+fn shortest_floats(value: serde_yaml::Value) -> serde_yaml::Value {
+    use serde_yaml::Value;
+    match value {
+        Value::Number(n) => match n.as_f64() {
+            Some(x) if !n.is_i64() && !n.is_u64() && x.is_finite() && (x as f32) as f64 == x => {
+                Value::from((x as f32).to_string().parse::<f64>().unwrap_or(x))
+            }
+            _ => Value::Number(n),
+        },
+        Value::Sequence(items) => Value::Sequence(items.into_iter().map(shortest_floats).collect()),
+        Value::Mapping(map) => Value::Mapping(map.into_iter().map(|(k, v)| (k, shortest_floats(v))).collect()),
+        Value::Tagged(t) => {
+            let t = *t;
+            Value::Tagged(Box::new(serde_yaml::value::TaggedValue { tag: t.tag, value: shortest_floats(t.value) }))
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(default)]
+    struct Mixed {
+        single: f32,
+        pair: [f32; 2],
+        double: f64,
+        count: u32,
+    }
+
+    impl Default for Mixed {
+        fn default() -> Self {
+            Mixed { single: 0.1, pair: [0.08, 4.0 / 3.0], double: 0.1, count: 7 }
+        }
+    }
+
+    impl PluginParams for Mixed {
+        fn help() -> &'static [(&'static str, &'static str)] {
+            &[("single", "an f32")]
+        }
+    }
+
+    #[test]
+    fn defaults_show_f32_values_as_written() {
+        let docs = describe_params::<Mixed>();
+        let shown: Vec<(&str, &str)> = docs.iter().map(|d| (d.name.as_str(), d.default.as_str())).collect();
+        assert_eq!(shown, vec![("single", "0.1"), ("pair", "- 0.08\n- 1.3333334"), ("double", "0.1"), ("count", "7")]);
+        assert_eq!(docs[0].help, "an f32");
+    }
 }

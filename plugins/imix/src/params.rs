@@ -1,0 +1,127 @@
+use relab_core::data::augment::{Augment, ColorJitter, Flip, Pipeline, RandomGrayscale, RandomResizedCrop};
+use relab_core::nn::BackboneKind;
+use relab_core::registry::PluginParams;
+use relab_core::train::SgdSettings;
+use relab_core::train::schedule::LrSchedule;
+use serde::{Deserialize, Serialize};
+
+/// Which output of the network the encoder hands to the features stage when it asks for the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DefaultOutput {
+    /// The L2-normalised projection-head embedding: what the current ReLaB code propagates over (method §2.5, D4).
+    #[default]
+    Head,
+    /// The backbone's pooled feature: what the pre-cleanup code propagated over.
+    Pooled,
+}
+
+/// Which of the two kept encoders the stage hands on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Keep {
+    /// The encoder after the last epoch.
+    #[default]
+    Last,
+    /// The encoder with the best kNN accuracy on the test split (the original's `best_model.pth.tar`; choosing by
+    /// test accuracy peeks at the test set, hence not the default).
+    Best,
+}
+
+/// Defaults are iMix's (`relab-method.md` §2.1–2.4, §7.4): two views, mixup of the first with λ ~ Beta(1, 1),
+/// N-pairs at τ = 0.2, SGD with Nesterov momentum 0.9, lr 0.1, weight decay 1e-4, 4000 epochs with the rate cut
+/// tenfold at 2000 and 3000, batch 256, a 128-d head, the kNN monitor (k = 200, σ = 0.1) after every epoch. The
+/// backbone is ResNet-50, the one ReLaB's propagation features come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImixParams {
+    pub backbone: BackboneKind,
+    pub epochs: usize,
+    /// Images per epoch, drawn afresh (without repeats) each epoch; `None` is the whole training set.
+    pub images_per_epoch: Option<usize>,
+    pub batch_size: usize,
+    pub temperature: f64,
+    /// `false` is plain N-pairs (the original's `--no-mix`).
+    pub mix: bool,
+    /// α of λ ~ Beta(α, α).
+    pub mix_alpha: f64,
+    pub projection_dim: usize,
+    /// Hidden width of the projection head; `None` is twice the backbone's feature width.
+    pub projection_hidden: Option<usize>,
+    pub schedule: LrSchedule,
+    pub optimizer: SgdSettings,
+    /// The pipeline that makes each of the two views.
+    pub augment: Pipeline,
+    /// Run the kNN monitor every this many epochs (and after the last); 0 never.
+    pub monitor_every: usize,
+    pub knn_k: usize,
+    pub knn_sigma: f64,
+    pub encoder: Keep,
+    pub output: DefaultOutput,
+    pub eval_batch_size: usize,
+}
+
+/// The iMix views (§2.2) with the crop at the input's own size: random resized crop (scale 0.08–1, ratio 3/4–4/3),
+/// horizontal flip, colour jitter 0.4/0.4/0.4/0.1 with p 0.8, grayscale with p 0.2.
+pub fn imix_views() -> Pipeline {
+    Pipeline::new(vec![
+        Augment::ResizedCrop(RandomResizedCrop::default()),
+        Augment::Flip(Flip::default()),
+        Augment::ColorJitter(ColorJitter::default()),
+        Augment::Grayscale(RandomGrayscale::default()),
+    ])
+}
+
+impl Default for ImixParams {
+    fn default() -> Self {
+        ImixParams {
+            backbone: BackboneKind::ResNet50,
+            epochs: 4000,
+            images_per_epoch: None,
+            batch_size: 256,
+            temperature: 0.2,
+            mix: true,
+            mix_alpha: 1.0,
+            projection_dim: 128,
+            projection_hidden: None,
+            schedule: LrSchedule::multi_step(0.1, &[2000, 3000], 0.1),
+            optimizer: SgdSettings { momentum: 0.9, nesterov: true, weight_decay: 1e-4, dampening: 0.0 },
+            augment: imix_views(),
+            monitor_every: 1,
+            knn_k: 200,
+            knn_sigma: 0.1,
+            encoder: Keep::Last,
+            output: DefaultOutput::Head,
+            eval_batch_size: 500,
+        }
+    }
+}
+
+impl PluginParams for ImixParams {
+    fn help() -> &'static [(&'static str, &'static str)] {
+        &[
+            ("backbone", "resnet50 (ReLaB's features), resnet18, wrn28_2 or wrn10_2 (quick CPU runs)"),
+            ("epochs", "training epochs (the original: 4000)"),
+            ("images_per_epoch", "images per epoch, a fresh random draw each epoch; null = the whole training set"),
+            ("batch_size", "images per step; each gives two views, and the other images' views are the negatives"),
+            ("temperature", "τ of the N-pairs logits ⟨z̃_i, z_j⟩/τ"),
+            ("mix", "mix the first views (iMix); false = plain N-pairs"),
+            ("mix_alpha", "λ ~ Beta(α, α), then λ ← max(λ, 1−λ); one λ and one permutation per batch"),
+            ("projection_dim", "width of the L2-normalised head embedding"),
+            ("projection_hidden", "hidden width of the head; null = 2 × the backbone's feature width"),
+            ("schedule", "learning rate: {lr, milestones (0-based epochs), gamma, milestones_in, warmup_steps}"),
+            ("optimizer", "SGD: {momentum, nesterov, weight_decay, dampening}"),
+            (
+                "augment",
+                "each view's augmentations; on grey images saturation, hue and grayscale have no meaning and \
+                 change nothing (crop, flip, brightness and contrast still apply)",
+            ),
+            ("monitor_every", "epochs between kNN monitors on the test split (also after the last); 0 = never"),
+            ("knn_k", "neighbours of the kNN monitor (cosine similarity)"),
+            ("knn_sigma", "σ of the monitor's vote weights exp(s/σ)"),
+            ("encoder", "the encoder the stage hands on: last, or best (by the monitor's test accuracy)"),
+            ("output", "what the features stage gets by default: head (128-d, as the original) or pooled"),
+            ("eval_batch_size", "images per batch when extracting features"),
+        ]
+    }
+}
