@@ -1,0 +1,217 @@
+//! The weights training starts from (`init`): the fresh network, the pretrain stage's encoder, or a backbone saved in
+//! a folder. The original loads RotNet weights after deleting the head (`output.*`, loaded with strict=False), so
+//! the head here always stays the freshly initialised one; everything else must match exactly.
+use std::path::Path;
+
+use relab_core::burn::tensor::Device;
+use relab_core::component::Encoder;
+use relab_core::nn::{Backbone, BackboneConfig, MODEL_FILE, WEIGHTS_FILE, load_backbone};
+use relab_core::{Error, Result};
+
+use crate::params::Init;
+
+/// `model` (built from `config` on `device`) with the weights `init` names. `scratch` is a folder where the
+/// encoder may be written for loading (the stage folder); a temporary folder inside it is removed afterwards.
+pub fn initial_weights(
+    init: &Init,
+    encoder: Option<&dyn Encoder>,
+    scratch: &Path,
+    model: Backbone,
+    config: &BackboneConfig,
+    device: &Device,
+) -> Result<Backbone> {
+    match init {
+        Init::None => Ok(model),
+        Init::Pretrain => {
+            let encoder = encoder.ok_or_else(|| {
+                Error::stage(
+                    "train",
+                    "init: pretrain, but the experiment has no stages.pretrain to take an encoder from; add one, \
+                     or set init to none or a weights folder",
+                )
+            })?;
+            let tmp = tempfile::tempdir_in(scratch).map_err(|e| Error::io(scratch, e))?;
+            encoder.save(tmp.path())?;
+            if !tmp.path().join(MODEL_FILE).is_file() {
+                let mut wrote: Vec<String> = std::fs::read_dir(tmp.path())
+                    .map_err(|e| Error::io(tmp.path(), e))?
+                    .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+                    .collect();
+                wrote.sort();
+                return Err(Error::stage(
+                    "train",
+                    format!(
+                        "init: pretrain needs an encoder saved as a backbone ({MODEL_FILE} + {WEIGHTS_FILE}); the \
+                         pretrain stage's encoder wrote [{}]",
+                        wrote.join(", ")
+                    ),
+                ));
+            }
+            adopt(load_backbone(tmp.path(), device)?, model, config, "the pretrain stage's encoder")
+        }
+        Init::Folder(dir) => adopt(load_backbone(dir, device)?, model, config, &dir.display().to_string()),
+    }
+}
+
+/// `source`'s weights with `model`'s head, once the architectures agree.
+fn adopt(
+    (source, source_config): (Backbone, BackboneConfig),
+    model: Backbone,
+    config: &BackboneConfig,
+    whence: &str,
+) -> Result<Backbone> {
+    if source_config.kind != config.kind || source_config.in_channels != config.in_channels {
+        return Err(Error::stage(
+            "train",
+            format!(
+                "init: {whence} holds a {} for {}-channel images, but this learner trains a {} on {}-channel \
+                 images; set `backbone: {}` (and the dataset's `channels`) to match, or init: none",
+                source_config.kind, source_config.in_channels, config.kind, config.in_channels, source_config.kind
+            ),
+        ));
+    }
+    Ok(match (source, model) {
+        (Backbone::Wrn28_2(mut s), Backbone::Wrn28_2(m)) => {
+            s.output = m.output;
+            Backbone::Wrn28_2(s)
+        }
+        (Backbone::Wrn10_2(mut s), Backbone::Wrn10_2(m)) => {
+            s.output = m.output;
+            Backbone::Wrn10_2(s)
+        }
+        (Backbone::ResNet18(mut s), Backbone::ResNet18(m)) => {
+            s.linear = m.linear;
+            Backbone::ResNet18(s)
+        }
+        (Backbone::ResNet50(mut s), Backbone::ResNet50(m)) => {
+            s.linear = m.linear;
+            Backbone::ResNet50(s)
+        }
+        (Backbone::ResNet50ImageNet(mut s), Backbone::ResNet50ImageNet(m)) => {
+            s.linear = m.linear;
+            Backbone::ResNet50ImageNet(s)
+        }
+        (s, m) => unreachable!("kinds were checked: {} vs {}", s.kind(), m.kind()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use relab_core::artifact::Features;
+    use relab_core::burn::module::{Module, ModuleVisitor, Param};
+    use relab_core::burn::tensor::Tensor;
+    use relab_core::component::StageContext;
+    use relab_core::data::ImageSet;
+    use relab_core::experiment::FeatureOutput;
+    use relab_core::nn::{BackboneKind, save_backbone};
+
+    /// Every float tensor by path, as bytes.
+    #[derive(Default)]
+    struct Values {
+        path: Vec<String>,
+        out: Vec<(String, Vec<u8>)>,
+    }
+
+    impl ModuleVisitor for Values {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            self.out.push((self.path.join("."), p.val().into_data().as_bytes().to_vec()));
+        }
+    }
+
+    fn values(m: &Backbone) -> Vec<(String, Vec<u8>)> {
+        let mut v = Values::default();
+        m.valid().visit(&mut v);
+        v.out
+    }
+
+    /// A rotation-net-like source: the same network with a 4-way head.
+    fn saved(kind: BackboneKind, channels: usize, dir: &Path) {
+        let config = BackboneConfig::new(kind, channels, 4);
+        save_backbone(&config.init(&Device::flex()), &config, dir).unwrap();
+    }
+
+    #[test]
+    fn a_saved_backbone_gives_everything_but_the_head() {
+        let device = Device::flex().autodiff();
+        let dir = tempfile::tempdir().unwrap();
+        saved(BackboneKind::Wrn10_2, 1, dir.path());
+        let source = values(&load_backbone(dir.path(), &device).unwrap().0);
+        let config = BackboneConfig::new(BackboneKind::Wrn10_2, 1, 3);
+        let fresh = config.init(&device);
+        let head_before = values(&fresh).into_iter().filter(|(p, _)| p.contains("output")).collect::<Vec<_>>();
+        let init = Init::Folder(dir.path().to_path_buf());
+        let model = initial_weights(&init, None, dir.path(), fresh, &config, &device).unwrap();
+        let got = values(&model);
+        let (head, body): (Vec<_>, Vec<_>) = got.into_iter().partition(|(p, _)| p.contains("output"));
+        assert_eq!(head, head_before, "the head stays the fresh one");
+        let source_body: Vec<_> = source.into_iter().filter(|(p, _)| !p.contains("output")).collect();
+        assert_eq!(body, source_body);
+        assert!(body.len() > 20);
+        let Backbone::Wrn10_2(wrn) = &model else { panic!("kind changed") };
+        assert!(wrn.unit1[0].conv1.weight.val().is_require_grad(), "loaded weights train");
+    }
+
+    #[test]
+    fn another_architecture_is_refused_by_name() {
+        let device = Device::flex().autodiff();
+        let dir = tempfile::tempdir().unwrap();
+        saved(BackboneKind::Wrn10_2, 3, dir.path());
+        let config = BackboneConfig::new(BackboneKind::Wrn10_2, 1, 3);
+        let init = Init::Folder(dir.path().to_path_buf());
+        let err = initial_weights(&init, None, dir.path(), config.init(&device), &config, &device).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("holds a wrn10_2 for 3-channel images, but this learner trains a wrn10_2 on 1-channel"),
+            "{err}"
+        );
+        let config = BackboneConfig::new(BackboneKind::Wrn28_2, 3, 3);
+        let err = initial_weights(&init, None, dir.path(), config.init(&device), &config, &device).unwrap_err();
+        assert!(err.to_string().contains("set `backbone: wrn10_2`"), "{err}");
+    }
+
+    /// An encoder that saves a backbone, as every network-based SSL method does, or something else.
+    struct SavedEncoder(Option<BackboneKind>);
+
+    impl Encoder for SavedEncoder {
+        fn feature_dim(&self) -> usize {
+            128
+        }
+        fn extract(&self, _: &mut StageContext, _: &ImageSet, _: FeatureOutput) -> Result<Features> {
+            unimplemented!("not used by init")
+        }
+        fn save(&self, dir: &Path) -> Result<()> {
+            match self.0 {
+                Some(kind) => {
+                    saved(kind, 1, dir);
+                    Ok(())
+                }
+                None => relab_core::artifact::npy::write_f32(&dir.join("projection.npy"), &[1], &[0.0]),
+            }
+        }
+    }
+
+    #[test]
+    fn the_pretrain_encoder_is_loaded_through_a_temporary_folder() {
+        let device = Device::flex().autodiff();
+        let scratch = tempfile::tempdir().unwrap();
+        let config = BackboneConfig::new(BackboneKind::Wrn10_2, 1, 3);
+        let init = |encoder: Option<&dyn Encoder>| {
+            initial_weights(&Init::Pretrain, encoder, scratch.path(), config.init(&device), &config, &device)
+        };
+        assert!(init(Some(&SavedEncoder(Some(BackboneKind::Wrn10_2)))).is_ok());
+        let err = init(Some(&SavedEncoder(None))).unwrap_err().to_string();
+        assert!(err.contains("needs an encoder saved as a backbone") && err.contains("[projection.npy]"), "{err}");
+        let err = init(None).unwrap_err().to_string();
+        assert!(err.contains("no stages.pretrain"), "{err}");
+        let err = init(Some(&SavedEncoder(Some(BackboneKind::ResNet18)))).unwrap_err().to_string();
+        assert!(err.contains("the pretrain stage's encoder holds a resnet18"), "{err}");
+        assert_eq!(std::fs::read_dir(scratch.path()).unwrap().count(), 0, "the temporary folder is gone");
+    }
+}

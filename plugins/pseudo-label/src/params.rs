@@ -1,0 +1,364 @@
+use std::path::PathBuf;
+
+use relab_core::data::augment::{Augment, ColorJitter, Flip, PadMode, Pipeline, RandomCrop};
+use relab_core::nn::BackboneKind;
+use relab_core::registry::{ParamError, PluginParams};
+use relab_core::train::SgdSettings;
+use relab_core::train::schedule::LrSchedule;
+use serde::{Deserialize, Serialize};
+
+/// Defaults are ReLaB's Pseudo-Labeling runs (`relab-method.md` §5, §7.2): WRN-28-2; a 200-epoch warm-up on the
+/// labelled set (steps at 100 and 150), then 400 semi-supervised epochs (steps at 250 and 350) with batches of 100
+/// holding 20 labelled images; SGD 0.1, momentum 0.9, weight decay 1e-4; mixup α = 1; prior and entropy weights
+/// 0.8 and 0.4; the `jitter` augmentation; SWA of every 5th epoch after 350.
+///
+/// The original starts from RotNet weights with its first blocks frozen; those weights are not available here, so
+/// `init` defaults to `none` and `freeze` to off (freezing random blocks is refused).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PseudoLabelParams {
+    pub backbone: BackboneKind,
+    pub init: Init,
+    /// Freeze what the original's `--freeze` freezes: every child module of the network but the last three (WRN:
+    /// `init_conv`, `unit1`, `unit2`; ResNet: `conv1`, `bn1`, `layer1`, `layer2`), in both runs. Their batch norms
+    /// stay in training mode, as in PyTorch, so their running statistics still move.
+    pub freeze: bool,
+    pub warmup: WarmupParams,
+    /// Semi-supervised epochs (run 2).
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Labelled images in each semi-supervised batch; the rest are unlabelled.
+    pub labeled_per_batch: usize,
+    /// A quick-run approximation: each semi-supervised epoch visits a fresh seeded random sample of this many
+    /// unlabelled images instead of all of them. Pseudo-labels of the others are left as they were.
+    pub unlabeled_per_epoch: Option<usize>,
+    pub schedule: LrSchedule,
+    pub optimizer: SgdSettings,
+    /// Mixup's α: `λ ~ Beta(α, α)`, then `λ ← max(λ, 1−λ)`; 0 turns mixup off.
+    pub mixup_alpha: f64,
+    /// Weight of the class-prior regulariser `L_p` (the original's `--alpha`).
+    pub prior_weight: f64,
+    /// Weight of the entropy regulariser `L_e` (the original's `--beta`).
+    pub entropy_weight: f64,
+    /// Where the pseudo-labels of the first semi-supervised epoch come from.
+    pub initial_pseudo_labels: InitialPseudoLabels,
+    pub swa: Option<SwaParams>,
+    /// Training augmentation of both runs.
+    pub augment: Pipeline,
+    /// Evaluate on the test split every this many epochs of each run (and after its last epoch).
+    pub eval_every: usize,
+    pub eval_batch_size: usize,
+}
+
+/// Run 1: supervised training on the labelled set alone, with mixup and without the regularisers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WarmupParams {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub schedule: LrSchedule,
+}
+
+impl Default for WarmupParams {
+    fn default() -> Self {
+        WarmupParams { epochs: 200, batch_size: 100, schedule: LrSchedule::multi_step(0.1, &[100, 150], 0.1) }
+    }
+}
+
+/// Stochastic weight averaging: after semi-supervised epoch `e` with `e > start` and `e % every == 0`, the weights
+/// join an equal-weight average; batch-norm statistics are recomputed for it at the end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SwaParams {
+    pub start: usize,
+    pub every: usize,
+}
+
+impl Default for SwaParams {
+    fn default() -> Self {
+        SwaParams { start: 350, every: 5 }
+    }
+}
+
+/// The weights training starts from. In YAML: `none`, `pretrain` (the pretrain stage's encoder), or a folder
+/// holding `model.json` and `weights.safetensors` (any relab stage that saved a backbone), relative to the working
+/// directory. The classifier head is always re-initialised, as the original deletes `output.*` before loading.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(from = "Option<String>", into = "String")]
+pub enum Init {
+    #[default]
+    None,
+    Pretrain,
+    Folder(PathBuf),
+}
+
+impl From<Option<String>> for Init {
+    fn from(text: Option<String>) -> Self {
+        match text.as_deref() {
+            None | Some("none") => Init::None,
+            Some("pretrain") => Init::Pretrain,
+            Some(path) => Init::Folder(PathBuf::from(path)),
+        }
+    }
+}
+
+impl From<Init> for String {
+    fn from(init: Init) -> Self {
+        match init {
+            Init::None => "none".into(),
+            Init::Pretrain => "pretrain".into(),
+            Init::Folder(path) => path.to_string_lossy().into_owned(),
+        }
+    }
+}
+
+/// The original predicts the first pseudo-labels in evaluation mode from its training loader, i.e. from augmented
+/// images (`relab-method.md` §5.1, B7); `clean` predicts them from the un-augmented images instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InitialPseudoLabels {
+    #[default]
+    Augmented,
+    Clean,
+}
+
+/// ReLaB's `--DA jitter`: reflect-pad 2 and random crop, ColorJitter(0.4, 0.4, 0.4, 0.1) always applied, flip. The
+/// jitter runs before the pad-and-crop here (the original pads first); only contrast, which uses the image mean,
+/// can tell the difference.
+pub fn jitter() -> Pipeline {
+    Pipeline::new(vec![
+        Augment::ColorJitter(ColorJitter { p: 1.0, ..ColorJitter::default() }),
+        Augment::Crop(RandomCrop { size: None, padding: 2, mode: PadMode::Reflect }),
+        Augment::Flip(Flip::default()),
+    ])
+}
+
+impl Default for PseudoLabelParams {
+    fn default() -> Self {
+        PseudoLabelParams {
+            backbone: BackboneKind::Wrn28_2,
+            init: Init::None,
+            freeze: false,
+            warmup: WarmupParams::default(),
+            epochs: 400,
+            batch_size: 100,
+            labeled_per_batch: 20,
+            unlabeled_per_epoch: None,
+            schedule: LrSchedule::multi_step(0.1, &[250, 350], 0.1),
+            optimizer: SgdSettings { momentum: 0.9, nesterov: false, weight_decay: 1e-4, dampening: 0.0 },
+            mixup_alpha: 1.0,
+            prior_weight: 0.8,
+            entropy_weight: 0.4,
+            initial_pseudo_labels: InitialPseudoLabels::Augmented,
+            swa: Some(SwaParams::default()),
+            augment: jitter(),
+            eval_every: 1,
+            eval_batch_size: 500,
+        }
+    }
+}
+
+impl PluginParams for PseudoLabelParams {
+    fn help() -> &'static [(&'static str, &'static str)] {
+        &[
+            ("backbone", "wrn28_2, wrn10_2 (quick runs), resnet18, resnet50 or resnet50_imagenet"),
+            (
+                "init",
+                "starting weights: none, pretrain (the pretrain stage's encoder, same backbone) or a folder with \
+                 model.json + weights.safetensors; the head is always re-initialised",
+            ),
+            ("freeze", "freeze all child modules but the last three (WRN: init_conv, unit1, unit2) in both runs"),
+            ("warmup", "run 1 on the labelled set only: {epochs, batch_size, schedule}; epochs may be 0"),
+            ("epochs", "semi-supervised epochs (run 2)"),
+            ("batch_size", "images per semi-supervised step, labelled and unlabelled together"),
+            ("labeled_per_batch", "labelled images in each semi-supervised batch"),
+            (
+                "unlabeled_per_epoch",
+                "quick-run approximation: a fresh random sample of this many unlabelled images per epoch (~: all)",
+            ),
+            ("schedule", "semi-supervised learning rate: {lr, milestones (epochs, 1-based), gamma}"),
+            ("optimizer", "SGD of both runs: {momentum, nesterov, weight_decay, dampening}"),
+            ("mixup_alpha", "mixup α (λ ~ Beta(α, α), λ ← max(λ, 1−λ)); 0 for no mixup"),
+            ("prior_weight", "weight of the class-prior regulariser (semi-supervised run only)"),
+            ("entropy_weight", "weight of the entropy regulariser (semi-supervised run only)"),
+            ("initial_pseudo_labels", "augmented (as the original) or clean images for the first pseudo-labels"),
+            ("swa", "{start, every}: average the weights after epochs e > start with e % every == 0; ~ for none"),
+            ("augment", "training augmentation of both runs (default: the original's jitter)"),
+            ("eval_every", "epochs between test evaluations"),
+            ("eval_batch_size", "images per batch when evaluating or predicting pseudo-labels"),
+        ]
+    }
+}
+
+impl PseudoLabelParams {
+    /// Checks across parameters, with the key each complaint is about.
+    pub fn check(&self) -> Result<(), ParamError> {
+        let bad = |path: &[&str], message: String| ParamError {
+            path: path.iter().map(|s| s.to_string()).collect(),
+            message,
+            known_keys: vec![],
+        };
+        for (key, value) in [
+            ("epochs", self.epochs),
+            ("batch_size", self.batch_size),
+            ("labeled_per_batch", self.labeled_per_batch),
+            ("eval_every", self.eval_every),
+            ("eval_batch_size", self.eval_batch_size),
+        ] {
+            if value == 0 {
+                return Err(bad(&[key], "must be at least 1".into()));
+            }
+        }
+        if self.warmup.batch_size == 0 {
+            return Err(bad(&["warmup", "batch_size"], "must be at least 1".into()));
+        }
+        if self.labeled_per_batch >= self.batch_size {
+            return Err(bad(
+                &["labeled_per_batch"],
+                format!(
+                    "must be smaller than batch_size ({}) so that each batch holds unlabelled images, found {}",
+                    self.batch_size, self.labeled_per_batch
+                ),
+            ));
+        }
+        if let Some(n) = self.unlabeled_per_epoch.filter(|&n| n < self.batch_size - self.labeled_per_batch) {
+            return Err(bad(
+                &["unlabeled_per_epoch"],
+                format!(
+                    "{n} unlabelled images do not fill one batch ({} unlabelled per batch)",
+                    self.batch_size - self.labeled_per_batch
+                ),
+            ));
+        }
+        self.schedule.check().map_err(|m| bad(&["schedule"], m))?;
+        self.warmup.schedule.check().map_err(|m| bad(&["warmup", "schedule"], m))?;
+        relab_core::train::OptimiserSettings::Sgd(self.optimizer.clone())
+            .check()
+            .map_err(|m| bad(&["optimizer"], m))?;
+        for (key, value) in [
+            ("mixup_alpha", self.mixup_alpha),
+            ("prior_weight", self.prior_weight),
+            ("entropy_weight", self.entropy_weight),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(bad(&[key], format!("must be a finite number ≥ 0, found {value}")));
+            }
+        }
+        if let Some(swa) = &self.swa
+            && swa.every == 0
+        {
+            return Err(bad(&["swa", "every"], "must be at least 1".into()));
+        }
+        if self.freeze && self.init == Init::None {
+            return Err(bad(
+                &["freeze"],
+                "freezing blocks of a randomly initialised network would keep them random; give `init` (pretrain \
+                 or a weights folder) or set freeze: false"
+                    .into(),
+            ));
+        }
+        if let Init::Folder(dir) = &self.init
+            && !dir.join(relab_core::nn::MODEL_FILE).is_file()
+        {
+            return Err(bad(
+                &["init"],
+                format!(
+                    "{} holds no {}: give `none`, `pretrain`, or a folder written by a relab stage ({} + {}; \
+                     relative paths start at the working directory)",
+                    dir.display(),
+                    relab_core::nn::MODEL_FILE,
+                    relab_core::nn::MODEL_FILE,
+                    relab_core::nn::WEIGHTS_FILE
+                ),
+            ));
+        }
+        for (key, pipeline) in [("augment", &self.augment)] {
+            if let Some(e) = pipeline.0.iter().find_map(|a| a.validate().err()) {
+                return Err(bad(&[key], e));
+            }
+        }
+        Ok(())
+    }
+
+    /// Unlabelled images in each semi-supervised batch.
+    pub fn unlabeled_per_batch(&self) -> usize {
+        self.batch_size - self.labeled_per_batch
+    }
+
+    /// Whether the weights after semi-supervised epoch `epoch` (1-based) join the SWA average.
+    pub fn swa_after(&self, epoch: usize) -> bool {
+        self.swa.as_ref().is_some_and(|s| epoch > s.start && epoch.is_multiple_of(s.every))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use relab_core::registry::parse_params;
+
+    fn parse(yaml: &str) -> Result<PseudoLabelParams, ParamError> {
+        let p: PseudoLabelParams = parse_params(&serde_yaml::from_str(yaml).unwrap())?;
+        p.check()?;
+        Ok(p)
+    }
+
+    #[test]
+    fn defaults_are_the_method_s() {
+        let p = parse("{}").unwrap();
+        assert_eq!((p.warmup.epochs, p.warmup.batch_size, p.epochs), (200, 100, 400));
+        assert_eq!((p.batch_size, p.labeled_per_batch, p.unlabeled_per_batch()), (100, 20, 80));
+        assert_eq!(
+            (p.warmup.schedule.milestones.clone(), p.schedule.milestones.clone()),
+            (vec![100, 150], vec![250, 350])
+        );
+        assert_eq!(
+            (p.schedule.lr, p.optimizer.momentum, p.optimizer.weight_decay, p.optimizer.nesterov),
+            (0.1, 0.9, 1e-4, false)
+        );
+        assert_eq!((p.mixup_alpha, p.prior_weight, p.entropy_weight), (1.0, 0.8, 0.4));
+        assert_eq!(p.swa, Some(SwaParams { start: 350, every: 5 }));
+        // SWA covers epochs 355, 360, ..., 400: ten snapshots.
+        let snapshots: Vec<usize> = (1..=400).filter(|&e| p.swa_after(e)).collect();
+        assert_eq!((snapshots.len(), snapshots[0], snapshots[9]), (10, 355, 400));
+        assert_eq!(p.init, Init::None);
+        assert_eq!(p.augment, jitter());
+    }
+
+    #[test]
+    fn init_reads_none_pretrain_or_a_folder() {
+        assert_eq!(parse("init: ~").unwrap().init, Init::None);
+        assert_eq!(parse("init: none").unwrap().init, Init::None);
+        assert_eq!(parse("init: pretrain").unwrap().init, Init::Pretrain);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(relab_core::nn::MODEL_FILE), "{}").unwrap();
+        let yaml = format!("init: {}", dir.path().display());
+        assert_eq!(parse(&yaml).unwrap().init, Init::Folder(dir.path().to_path_buf()));
+        let err = parse("init: /no/such/folder").unwrap_err();
+        assert_eq!(err.path, vec!["init"]);
+        assert!(err.message.contains("/no/such/folder holds no model.json"), "{}", err.message);
+        // The default round-trips through its YAML form, as `relab plugins describe` prints it.
+        let text = serde_yaml::to_string(&PseudoLabelParams::default()).unwrap();
+        assert!(text.contains("init: none"), "{text}");
+        assert_eq!(parse(&text).unwrap(), PseudoLabelParams::default());
+    }
+
+    #[test]
+    fn rejects_unusable_values_naming_the_key() {
+        let key = |yaml: &str| parse(yaml).unwrap_err().path.join(".");
+        assert_eq!(key("labeled_per_batch: 100"), "labeled_per_batch");
+        assert_eq!(key("batch_size: 0"), "batch_size");
+        assert_eq!(key("warmup: {batch_size: 0}"), "warmup.batch_size");
+        assert_eq!(key("warmup: {schedule: {lr: -1}}"), "warmup.schedule");
+        assert_eq!(key("unlabeled_per_epoch: 50"), "unlabeled_per_epoch");
+        assert_eq!(key("swa: {every: 0}"), "swa.every");
+        assert_eq!(key("prior_weight: -0.5"), "prior_weight");
+        assert_eq!(key("optimizer: {nesterov: true, momentum: 0}"), "optimizer");
+        assert_eq!(key("freeze: true"), "freeze");
+        assert_eq!(key("epochs: 0"), "epochs");
+        assert_eq!(key("unknown_knob: 3"), "unknown_knob");
+        assert!(parse("freeze: true\ninit: pretrain").is_ok());
+        assert!(parse("swa: ~").unwrap().swa.is_none());
+        assert!(parse("warmup: {epochs: 0}").is_ok());
+        assert_eq!(parse("unlabeled_per_epoch: 800").unwrap().unlabeled_per_epoch, Some(800));
+    }
+}

@@ -1,0 +1,180 @@
+//! The soft target of every training image during the semi-supervised run (`relab-method.md` §5.2 items 1, 7, 8):
+//! the one-hot label for labelled images, the current pseudo-label for the others. Predictions made during an
+//! epoch are only recorded; [`SoftLabels::swap`] puts them in at the end of the epoch, so every batch of an epoch
+//! trains against the pseudo-labels the epoch started with. An unlabelled image the epoch did not visit keeps its
+//! pseudo-label.
+use std::path::Path;
+
+use relab_core::artifact::{LabeledSet, npy};
+use relab_core::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SoftLabels {
+    classes: usize,
+    /// `N × C`, the targets of this epoch.
+    current: Vec<f32>,
+    /// `N × C`, predictions recorded this epoch.
+    recorded: Vec<f32>,
+    fresh: Vec<bool>,
+    labeled: Vec<bool>,
+}
+
+impl SoftLabels {
+    /// One-hot rows for the labelled images; the unlabelled rows are uniform until pseudo-labels are set.
+    pub fn new(n: usize, classes: usize, labeled: &LabeledSet) -> Self {
+        let mut current = vec![1.0 / classes as f32; n * classes];
+        let mut is_labeled = vec![false; n];
+        for (&i, &c) in labeled.indices.iter().zip(&labeled.labels) {
+            let row = &mut current[i * classes..(i + 1) * classes];
+            row.fill(0.0);
+            row[c as usize] = 1.0;
+            is_labeled[i] = true;
+        }
+        SoftLabels { classes, current, recorded: vec![0.0; n * classes], fresh: vec![false; n], labeled: is_labeled }
+    }
+
+    pub fn len(&self) -> usize {
+        self.labeled.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labeled.is_empty()
+    }
+
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.current[i * self.classes..(i + 1) * self.classes]
+    }
+
+    /// The `B × C` targets of a batch, row by row.
+    pub fn targets(&self, indices: &[usize]) -> Vec<f32> {
+        indices.iter().flat_map(|&i| self.row(i).iter().copied()).collect()
+    }
+
+    /// Sets the pseudo-labels of unlabelled images now (the initial ones); rows of labelled images are ignored.
+    pub fn set_now(&mut self, indices: &[usize], rows: &[f32]) {
+        let c = self.classes;
+        assert_eq!(rows.len(), indices.len() * c, "one row of {c} per index");
+        for (&i, row) in indices.iter().zip(rows.chunks_exact(c)) {
+            if !self.labeled[i] {
+                self.current[i * c..(i + 1) * c].copy_from_slice(row);
+            }
+        }
+    }
+
+    /// Records predictions for the end of the epoch; rows of labelled images are ignored.
+    pub fn record(&mut self, indices: &[usize], rows: &[f32]) {
+        let c = self.classes;
+        assert_eq!(rows.len(), indices.len() * c, "one row of {c} per index");
+        for (&i, row) in indices.iter().zip(rows.chunks_exact(c)) {
+            if !self.labeled[i] {
+                self.recorded[i * c..(i + 1) * c].copy_from_slice(row);
+                self.fresh[i] = true;
+            }
+        }
+    }
+
+    /// Replaces the pseudo-label of every unlabelled image predicted this epoch by its latest prediction; returns
+    /// how many changed hands.
+    pub fn swap(&mut self) -> usize {
+        let c = self.classes;
+        let mut swapped = 0;
+        for i in 0..self.len() {
+            if std::mem::take(&mut self.fresh[i]) {
+                self.current[i * c..(i + 1) * c].copy_from_slice(&self.recorded[i * c..(i + 1) * c]);
+                swapped += 1;
+            }
+        }
+        swapped
+    }
+
+    /// The fraction of unlabelled images whose pseudo-label's arg-max is their true class.
+    pub fn accuracy(&self, truth: &[u32]) -> f64 {
+        let (mut right, mut total) = (0usize, 0usize);
+        for (i, &t) in truth.iter().enumerate().filter(|(i, _)| !self.labeled[*i]) {
+            total += 1;
+            right += usize::from(argmax(self.row(i)) == t as usize);
+        }
+        if total == 0 { 0.0 } else { right as f64 / total as f64 }
+    }
+
+    /// Writes the current targets as an `N × C` f32 `.npy` file. Recorded predictions are not saved: checkpoints
+    /// are taken between epochs, after the swap.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        assert!(!self.fresh.iter().any(|&f| f), "saved between epochs only");
+        npy::write_f32(path, &[self.len(), self.classes], &self.current)
+    }
+
+    /// Reads the targets [`SoftLabels::save`] wrote into a store built for the same images and labelled set.
+    pub fn load(mut self, path: &Path) -> Result<Self> {
+        let (shape, values) = npy::read_f32(path)?;
+        if shape != [self.len(), self.classes] {
+            return Err(Error::format(
+                path,
+                format!("expected {} × {} soft labels, found shape {shape:?}", self.len(), self.classes),
+            ));
+        }
+        self.current = values;
+        Ok(self)
+    }
+}
+
+fn argmax(row: &[f32]) -> usize {
+    row.iter().enumerate().fold((0, f32::NEG_INFINITY), |best, (k, &v)| if v > best.1 { (k, v) } else { best }).0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> SoftLabels {
+        // Images 0..4, three classes; image 1 is labelled class 2.
+        SoftLabels::new(4, 3, &LabeledSet::new(vec![1], vec![2]))
+    }
+
+    #[test]
+    fn labelled_rows_are_one_hot_and_never_replaced() {
+        let mut s = store();
+        assert_eq!(s.row(1), &[0.0, 0.0, 1.0]);
+        assert_eq!(s.row(0), &[1.0 / 3.0; 3]);
+        s.set_now(&[0, 1], &[0.5, 0.5, 0.0, 1.0, 0.0, 0.0]);
+        s.record(&[1], &[1.0, 0.0, 0.0]);
+        assert_eq!(s.swap(), 0);
+        assert_eq!(s.targets(&[1, 0]), vec![0.0, 0.0, 1.0, 0.5, 0.5, 0.0]);
+    }
+
+    #[test]
+    fn predictions_wait_for_the_end_of_the_epoch() {
+        let mut s = store();
+        s.set_now(&[0, 2, 3], &[0.6, 0.3, 0.1, 0.2, 0.2, 0.6, 0.1, 0.8, 0.1]);
+        let before = s.clone();
+        s.record(&[2, 0], &[0.9, 0.05, 0.05, 0.0, 0.0, 1.0]);
+        // Recorded twice in one epoch: the later prediction wins.
+        s.record(&[0], &[0.1, 0.1, 0.8]);
+        assert_eq!(s.targets(&[0, 2, 3]), before.targets(&[0, 2, 3]), "no change during the epoch");
+        assert_eq!(s.swap(), 2);
+        assert_eq!(s.row(0), &[0.1, 0.1, 0.8]);
+        assert_eq!(s.row(2), &[0.9, 0.05, 0.05]);
+        assert_eq!(s.row(3), &[0.1, 0.8, 0.1], "an image the epoch did not visit keeps its pseudo-label");
+        assert_eq!(s.swap(), 0, "a swap consumes the recorded predictions");
+        // Truth 0, 2, 0, 1 for images 0..4 (image 1 is labelled and not counted): image 0 is wrong (class 2),
+        // 2 right (class 0), 3 right (class 1).
+        assert!((s.accuracy(&[0, 2, 0, 1]) - 2.0 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn saves_and_loads_the_targets() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store();
+        s.set_now(&[3], &[0.25, 0.25, 0.5]);
+        s.save(&dir.path().join("labels.npy")).unwrap();
+        let back = store().load(&dir.path().join("labels.npy")).unwrap();
+        assert_eq!(back, s);
+        let other = SoftLabels::new(5, 3, &LabeledSet::default());
+        let err = other.load(&dir.path().join("labels.npy")).unwrap_err().to_string();
+        assert!(err.contains("expected 5 × 3 soft labels, found shape [4, 3]"), "{err}");
+    }
+}

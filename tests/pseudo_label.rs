@@ -1,0 +1,158 @@
+//! The `pseudo-label` learner end to end on real Fashion-MNIST (a 1,000-image prefix, 10 labels per class): both
+//! runs train through the pipeline, the summary has the method's numbers, accuracy is well above chance, and a run
+//! killed once in the warm-up and once in the semi-supervised run resumes to bit-identical weights, SWA weights and
+//! pseudo-labels.
+//!
+//! The tests share one uninterrupted run and take turns: burn's weight generator is per process, so two runs on
+//! two threads at once would not be reproducible.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use relab_core::experiment;
+use relab_core::pipeline::{self, RunOptions, RunOutcome};
+use relab_core::registry::Registry;
+use serde_json::Value;
+
+// Link the binary's plugins into this test.
+use relab as _;
+
+/// Three warm-up and two semi-supervised epochs, SWA of both semi-supervised epochs.
+const EXPERIMENT: &str = "\
+name: pseudo-label-tiny
+seed: 4
+dataset: { name: fashion-mnist, labels_per_class: 10, train_limit: 1000, test_limit: 300 }
+stages:
+  train:
+    plugin: pseudo-label
+    backbone: wrn10_2
+    warmup: { epochs: 3, batch_size: 10, schedule: { lr: 0.05 } }
+    epochs: 2
+    batch_size: 50
+    labeled_per_batch: 10
+    unlabeled_per_epoch: 400
+    schedule: { lr: 0.05 }
+    swa: { start: 0, every: 1 }
+    eval_batch_size: 300
+";
+
+fn run(out: &Path, resume: bool, stop: Option<u64>) -> relab_core::Result<RunOutcome> {
+    assert!(
+        Path::new("/usr/share/datasets/fashion-mnist").is_dir() || std::env::var_os("RELAB_DATA").is_some(),
+        "needs Fashion-MNIST: apt-get install dataset-fashion-mnist"
+    );
+    let registry = Registry::with_static().unwrap();
+    let runs = experiment::load_str(EXPERIMENT, Path::new("pseudo-label.yaml"), &[], &registry).unwrap();
+    let opts = RunOptions { out: out.to_path_buf(), resume, cache: None, stop_after_checkpoints: stop };
+    pipeline::run(&runs[0], &registry, &opts)
+}
+
+/// One test at a time, and the uninterrupted run made once for all of them (in cargo's scratch folder for
+/// integration tests, emptied first).
+fn whole_run() -> (MutexGuard<'static, ()>, &'static (PathBuf, RunOutcome)) {
+    static TURN: Mutex<()> = Mutex::new(());
+    static WHOLE: OnceLock<(PathBuf, RunOutcome)> = OnceLock::new();
+    let turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let whole = WHOLE.get_or_init(|| {
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pseudo-label-whole");
+        if out.exists() {
+            fs::remove_dir_all(&out).unwrap();
+        }
+        let outcome = run(&out, false, None).unwrap();
+        (out, outcome)
+    });
+    (turn, whole)
+}
+
+/// Every tensor of a safetensors file by name, as raw bytes (the header's key order is not stable, the data is).
+fn tensors(path: &Path) -> BTreeMap<String, Vec<u8>> {
+    let bytes = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Map<String, Value> = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let data = &bytes[8 + n..];
+    header
+        .into_iter()
+        .filter(|(k, _)| k != "__metadata__")
+        .map(|(k, v)| {
+            let at = |i: usize| v["data_offsets"][i].as_u64().unwrap() as usize;
+            (k, data[at(0)..at(1)].to_vec())
+        })
+        .collect()
+}
+
+#[test]
+fn trains_both_runs_and_reports_the_method_s_numbers() {
+    let (_turn, (out, outcome)) = whole_run();
+    let accuracy = &outcome.summary["test_accuracy"];
+    for key in ["best", "last", "median_last20", "swa"] {
+        let v = accuracy[key].as_f64().unwrap_or_else(|| panic!("test_accuracy.{key} missing: {accuracy}"));
+        // 100 labels, a few dozen steps: far from converged, but far above the 10% of chance.
+        assert!(v > 0.35 && v <= 1.0, "test_accuracy.{key} = {v}");
+    }
+    for key in ["warmup_test_accuracy", "pseudo_label_accuracy"] {
+        let v = outcome.summary[key].as_f64().unwrap_or_else(|| panic!("{key} missing"));
+        assert!(v > 0.3, "{key} = {v}");
+    }
+    let train = out.join("train");
+    for file in ["weights.safetensors", "model.json", "swa/weights.safetensors", "swa/model.json"] {
+        assert!(train.join(file).is_file(), "train/{file} missing");
+    }
+    let (shape, labels) = relab_core::artifact::npy::read_f32(&train.join("pseudo_labels.npy")).unwrap();
+    assert_eq!(shape, vec![1000, 10]);
+    assert!(labels.chunks(10).all(|row| (row.iter().sum::<f32>() - 1.0).abs() < 1e-4), "rows are distributions");
+
+    // One record per epoch of each run, plus the initial pseudo-labels; epochs number the two runs as one curve.
+    let records: Vec<Value> = fs::read_to_string(train.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let epochs: Vec<(String, u64)> =
+        records.iter().map(|r| (r["phase"].as_str().unwrap().to_string(), r["epoch"].as_u64().unwrap())).collect();
+    let want: Vec<(String, u64)> = [("warmup", 1), ("warmup", 2), ("warmup", 3), ("ssl", 4), ("ssl", 5), ("ssl", 6)]
+        .iter()
+        .map(|(p, e)| (p.to_string(), *e))
+        .collect();
+    assert_eq!(epochs, want);
+    // Warm-up: 100 labelled images in batches of 10. Semi-supervised: 400 sampled unlabelled images, 40 a batch.
+    assert_eq!(records[0]["steps"], 10);
+    assert_eq!(records[4]["steps"], 10);
+    assert!(records[0].get("prior").is_none(), "no regularisers in the warm-up");
+    for key in ["prior", "entropy", "pseudo_label_accuracy", "test_accuracy"] {
+        assert!(records[4][key].is_number(), "ssl record lacks {key}: {}", records[4]);
+    }
+    assert_eq!(records[4]["pseudo_labels_updated"], 400);
+}
+
+#[test]
+fn a_run_killed_in_each_phase_resumes_bit_identically() {
+    let (_turn, (whole, outcome)) = whole_run();
+    let tmp = tempfile::tempdir().unwrap();
+    let cut = tmp.path().join("cut");
+    // Killed after warm-up epoch 2, then after warm-up epoch 3 and semi-supervised epoch 1.
+    let err = run(&cut, false, Some(2)).unwrap_err().to_string();
+    assert!(err.contains("stopped after 2 checkpoints"), "{err}");
+    let err = run(&cut, true, Some(2)).unwrap_err().to_string();
+    assert!(err.contains("stopped after 2 checkpoints"), "{err}");
+    let state: Value =
+        serde_json::from_str(&fs::read_to_string(cut.join("train/checkpoint/state.json")).unwrap()).unwrap();
+    assert_eq!((state["state"]["phase"].as_str(), state["state"]["epoch"].as_u64()), (Some("ssl"), Some(1)));
+    let resumed = run(&cut, true, None).unwrap();
+
+    for file in ["weights.safetensors", "swa/weights.safetensors"] {
+        assert_eq!(
+            tensors(&cut.join("train").join(file)),
+            tensors(&whole.join("train").join(file)),
+            "resumed train/{file} must equal the uninterrupted run's bit for bit"
+        );
+    }
+    assert_eq!(
+        fs::read(cut.join("train/pseudo_labels.npy")).unwrap(),
+        fs::read(whole.join("train/pseudo_labels.npy")).unwrap()
+    );
+    for key in ["test_accuracy", "warmup_test_accuracy", "pseudo_label_accuracy"] {
+        assert_eq!(resumed.summary[key], outcome.summary[key], "{key}");
+    }
+}
