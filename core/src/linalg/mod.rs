@@ -7,6 +7,6 @@ mod normalise;
 mod pca;
 
 pub use eigen::{SymmetricEigen, symmetric_eigen};
-pub use knn::{Neighbours, nearest_neighbours};
+pub use knn::{Neighbours, knn_tiles, nearest_neighbours};
 pub use normalise::l2_normalise_rows;
 pub use pca::{Pca, PcaError};

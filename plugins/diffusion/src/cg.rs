@@ -5,6 +5,7 @@
 use rayon::prelude::*;
 
 use crate::csr::{Csr, ROW_CHUNK};
+use crate::reorder;
 
 /// The solution and how each column's solve ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,8 +20,26 @@ pub struct Solution {
 
 /// Solves `(I − alpha·w) X = b` for the `c` columns of the row-major `n × c` block `b`, starting from X = 0, for at
 /// most `iterations` steps; a column stops as soon as its residual norm drops below `tolerance · ‖b_col‖`.
-/// `step()` is called after each iteration.
+/// `step()` is called after each iteration. The nodes are renumbered breadth-first for the duration of the solve
+/// (see [`crate::reorder`]), which only changes the order of floating-point sums.
 pub fn solve(w: &Csr, alpha: f64, b: &[f64], c: usize, iterations: usize, tolerance: f64, step: &dyn Fn()) -> Solution {
+    let order = reorder::breadth_first_order(w);
+    let local = reorder::permute(w, &order);
+    let b = reorder::permute_rows(b, c, &order);
+    let solution = solve_in_order(&local, alpha, &b, c, iterations, tolerance, step);
+    Solution { x: reorder::unpermute_rows(&solution.x, c, &order), ..solution }
+}
+
+/// [`solve`] without the renumbering.
+pub fn solve_in_order(
+    w: &Csr,
+    alpha: f64,
+    b: &[f64],
+    c: usize,
+    iterations: usize,
+    tolerance: f64,
+    step: &dyn Fn(),
+) -> Solution {
     let n = w.n;
     assert_eq!(b.len(), n * c, "cg::solve: the right-hand sides must be {n} × {c}");
     let b_norms: Vec<f64> = column_dots(b, b, c).into_iter().map(f64::sqrt).collect();

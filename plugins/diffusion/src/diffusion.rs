@@ -6,7 +6,7 @@ use std::time::Instant;
 use relab_core::Result;
 use relab_core::artifact::{Features, LabeledSet, Propagation};
 use relab_core::component::{Propagator, StageContext};
-use relab_core::linalg::{Pca, l2_normalise_rows, nearest_neighbours};
+use relab_core::linalg::{Pca, knn_tiles, l2_normalise_rows, nearest_neighbours};
 use relab_core::progress::ProgressBar;
 use relab_core::registry::{ParamError, PluginInfo};
 use serde::Serialize;
@@ -136,8 +136,8 @@ impl Diffusion {
         );
 
         let start = Instant::now();
-        let knn_bar = bar(n as u64, "kNN");
-        let nn = nearest_neighbours(&x, n, dim, p.k, &|rows| knn_bar.inc(rows as u64));
+        let knn_bar = bar(knn_tiles(n), "kNN tiles");
+        let nn = nearest_neighbours(&x, n, dim, p.k, &|tiles| knn_bar.inc(tiles));
         knn_bar.finish_and_clear();
         seconds.knn = start.elapsed().as_secs_f64();
         tracing::info!("diffusion: exact {}-NN of {n} samples in {:.2}s", p.k, seconds.knn);

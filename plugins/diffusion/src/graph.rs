@@ -18,10 +18,12 @@ pub struct Graph {
 /// The weight of the edge to a neighbour of similarity `s`; `norms` are the two endpoints' squared lengths (1 for
 /// unit vectors), used by the L2 weights.
 pub fn edge_weight(weights: Weights, gamma: f64, s: f32, norms: (f32, f32)) -> f32 {
-    match weights {
-        Weights::Cosine => (s.max(0.0) as f64).powf(gamma) as f32,
-        Weights::L2 => ((norms.0 as f64 + norms.1 as f64 - 2.0 * s as f64).max(0.0)).powf(gamma) as f32,
-    }
+    let base = match weights {
+        Weights::Cosine => (s.max(0.0)) as f64,
+        Weights::L2 => (norms.0 as f64 + norms.1 as f64 - 2.0 * s as f64).max(0.0),
+    };
+    // Whole powers (γ = 3 by default) by multiplication: several times faster than `powf` over millions of edges.
+    if gamma.fract() == 0.0 && gamma <= 16.0 { base.powi(gamma as i32) as f32 } else { base.powf(gamma) as f32 }
 }
 
 /// Builds the normalised graph of `nn` (neighbours of `x`'s rows; `squared_norms` per row).

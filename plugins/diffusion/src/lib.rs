@@ -10,8 +10,9 @@ mod diffusion;
 mod graph;
 mod nearest_seed;
 mod params;
+mod reorder;
 
-pub use cg::{Solution, solve};
+pub use cg::{Solution, solve, solve_in_order};
 pub use csr::Csr;
 pub use diffusion::{Diffusion, Outcome, PhaseSeconds, right_hand_sides, scores_and_labels};
 pub use graph::{Graph, build as build_graph, edge_weight};
