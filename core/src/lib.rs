@@ -11,6 +11,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod experiment;
+pub mod linalg;
 pub mod nn;
 pub mod pipeline;
 pub mod progress;

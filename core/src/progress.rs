@@ -1,6 +1,7 @@
 //! Progress bars for long loops. They draw on stderr only when it is a terminal, so logs and CI stay clean.
 
-use indicatif::{ProgressBar, ProgressStyle};
+pub use indicatif::ProgressBar;
+use indicatif::ProgressStyle;
 
 /// A bar of `len` steps labelled `message`, e.g. `progress::bar(epochs, "pretrain epochs")`.
 pub fn bar(len: u64, message: impl Into<String>) -> ProgressBar {

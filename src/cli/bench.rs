@@ -8,6 +8,9 @@ use relab_core::nn::BackboneKind;
 pub enum BenchCommand {
     /// Training throughput: forward + backward + SGD step at a fixed batch on 32×32×3 inputs; prints one JSON line.
     Train(TrainArgs),
+    /// Diffusion label propagation alone on .npy files, seconds per phase (whiten, kNN, graph, CG); prints one JSON
+    /// line shaped as shared/bench/labelprop_reference.py's.
+    Propagate(super::bench_propagate::PropagateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -50,6 +53,7 @@ pub fn bench(cmd: BenchCommand) -> anyhow::Result<()> {
             let result = bench::train_throughput(args.model, args.batch, args.steps, args.warmup, &device)?;
             println!("{}", serde_json::to_string(&result)?);
         }
+        BenchCommand::Propagate(args) => super::bench_propagate::propagate(args)?,
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Command-line interface. Each subcommand lives in its own file; this one parses and dispatches.
 
 mod bench;
+mod bench_propagate;
 mod data;
 mod plugins;
 mod report;
@@ -39,7 +40,8 @@ enum Command {
     /// Datasets on this machine.
     #[command(subcommand)]
     Data(data::DataCommand),
-    /// Benchmarks (figures, not tests): `relab bench train --model wrn28_2 --batch 64`.
+    /// Benchmarks (figures, not tests): `relab bench train --model wrn28_2 --batch 64`,
+    /// `relab bench propagate --features F.npy --labels L.npy --seeds S.npy`.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
     /// One table of the summary numbers of several runs, mean ± std over runs that differ only by seed.

@@ -110,6 +110,10 @@ pub struct FeaturesStage {
     /// An `.npy` file (f32 or f64, N × D) to use as features instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<PathBuf>,
+    /// Project the features (from any source) on their top `pca` principal components: centred, each axis signed
+    /// so that its largest entry is positive. Raw-pixel baselines use 128.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pca: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -12,6 +12,7 @@ use crate::component::{Encoder, MetricsSink, StageContext, StageKind};
 use crate::data::{self, Dataset};
 use crate::device::{self, CheckedDevice};
 use crate::experiment::{FeatureSource, FeaturesStage, PluginStage, ResolvedRun};
+use crate::linalg::Pca;
 use crate::registry::{Factory, PluginEntry, Registry, Slot};
 use crate::{Error, Result, report};
 
@@ -198,7 +199,11 @@ impl Runner<'_> {
                 },
             }
         };
-        let hash = hash_json(&json!({ "stage": "features", "input": input, "dataset": self.dataset_hash }));
+        let mut key = json!({ "stage": "features", "input": input, "dataset": self.dataset_hash });
+        if let Some(components) = cfg.pca {
+            key["pca"] = json!(components);
+        }
+        let hash = hash_json(&key);
         let value = self.stage(
             StageKind::Features,
             &hash,
@@ -217,6 +222,10 @@ impl Runner<'_> {
                         format!("{} feature rows for {n} training images", features.rows),
                     ));
                 }
+                let features = match cfg.pca {
+                    Some(components) => project_on_principal_axes(ctx, features, components)?,
+                    None => features,
+                };
                 features.save(&ctx.dir().join("features.npy"))?;
                 Ok(features)
             },
@@ -528,6 +537,23 @@ impl Runner<'_> {
 
 fn plugin_error(kind: StageKind, entry: &PluginEntry, e: crate::registry::ParamError) -> Error {
     Error::stage(kind.name(), format!("plugin `{}`: {e}", entry.name))
+}
+
+/// The features' coordinates on their top `components` principal axes (`stages.features.pca`).
+fn project_on_principal_axes(ctx: &StageContext, features: Features, components: usize) -> Result<Features> {
+    let start = Instant::now();
+    let pca = Pca::fit(&features.values, features.rows, features.dim, components)
+        .map_err(|e| Error::stage("features", format!("stages.features.pca: {e}")))?;
+    let values = pca.project(&features.values, features.rows);
+    let seconds = start.elapsed().as_secs_f64();
+    let explained = pca.explained_variance_ratio();
+    tracing::info!(
+        "features: PCA {} → {components} dimensions keeps {:.1}% of the variance ({seconds:.1}s)",
+        features.dim,
+        100.0 * explained
+    );
+    ctx.log(json!({ "pca_components": components, "pca_explained_variance": explained, "pca_seconds": seconds }))?;
+    Ok(Features::new(features.rows, components, values))
 }
 
 /// Raw pixels scaled to `[0, 1]`, normalised per channel with the dataset's statistics, one row per image.

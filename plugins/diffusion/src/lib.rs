@@ -1,8 +1,20 @@
 //! Propagators of the ReLaB method (`relab-method.md` §3).
 //!
-//! `nearest-seed` is the original's non-diffusion path: every sample takes the label of its nearest seed.
-//! The `diffusion` propagator (kNN graph + conjugate gradient) is not in this crate yet.
+//! `diffusion` is the method's propagation: L2-normalise, PCA-whiten, L2-normalise, exact kNN graph, symmetric
+//! normalisation and one conjugate-gradient solve per class (all classes together). `nearest-seed` is the
+//! original's non-diffusion path: every sample takes the label of its nearest seed.
 
+mod cg;
+mod csr;
+mod diffusion;
+mod graph;
 mod nearest_seed;
+mod params;
+mod reorder;
 
+pub use cg::{Solution, solve, solve_in_order};
+pub use csr::Csr;
+pub use diffusion::{Diffusion, Outcome, PhaseSeconds, right_hand_sides, scores_and_labels};
+pub use graph::{Graph, build as build_graph, edge_weight};
 pub use nearest_seed::{Metric, NearestSeed, NearestSeedParams};
+pub use params::{DiffusionParams, Weights};

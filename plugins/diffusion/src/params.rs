@@ -1,0 +1,125 @@
+use relab_core::registry::{ParamError, PluginParams};
+use serde::{Deserialize, Serialize};
+
+/// How an edge of the kNN graph is weighted from its two (unit-length, whitened) endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Weights {
+    /// `max(cos θ, 0)^γ`: similarity to a power, as Iscen et al.'s label propagation (INTENDED, `relab-method.md`
+    /// §10 D1).
+    #[default]
+    Cosine,
+    /// `(‖x − y‖²)^γ`: the released ReLaB code's weight (its FAISS index is L2), which grows with the distance.
+    L2,
+}
+
+/// Defaults are the original's (`relab-method.md` §3: k = 200, γ = 3, α = 0.99, 50 CG iterations, tolerance 1e-6,
+/// PCA whitening on); the weights are the intended cosine ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiffusionParams {
+    pub k: usize,
+    pub gamma: f64,
+    pub alpha: f64,
+    pub iterations: usize,
+    pub tolerance: f64,
+    pub weights: Weights,
+    pub whiten: bool,
+}
+
+impl Default for DiffusionParams {
+    fn default() -> Self {
+        DiffusionParams {
+            k: 200,
+            gamma: 3.0,
+            alpha: 0.99,
+            iterations: 50,
+            tolerance: 1e-6,
+            weights: Weights::Cosine,
+            whiten: true,
+        }
+    }
+}
+
+impl PluginParams for DiffusionParams {
+    fn help() -> &'static [(&'static str, &'static str)] {
+        &[
+            ("k", "neighbours per sample in the graph (exact search; the sample itself excluded)"),
+            ("gamma", "power of the edge weights"),
+            ("alpha", "diffusion strength in (0, 1): solves (I − alpha·Wn) f = y"),
+            ("iterations", "conjugate-gradient iterations at most (x0 = 0)"),
+            ("tolerance", "stop a class's CG once its residual is below tolerance × its right-hand side's norm"),
+            ("weights", "cosine: max(cos, 0)^gamma (intended); l2: (squared distance)^gamma (the released code)"),
+            ("whiten", "PCA-whiten (full rank) between the two L2 normalisations, as the original"),
+        ]
+    }
+}
+
+impl DiffusionParams {
+    /// Checks each value's range; the error names the key and what it accepts.
+    pub fn check(&self) -> Result<(), ParamError> {
+        let bad = |key: &str, message: String| Err(ParamError { path: vec![key.into()], message, known_keys: vec![] });
+        if self.k == 0 {
+            return bad("k", "must be at least 1 neighbour".into());
+        }
+        if !(self.gamma.is_finite() && self.gamma > 0.0) {
+            return bad("gamma", format!("must be a positive number, found {}", self.gamma));
+        }
+        if !(self.alpha > 0.0 && self.alpha < 1.0) {
+            return bad(
+                "alpha",
+                format!("must lie strictly between 0 and 1 (I − alpha·Wn is singular at 1), found {}", self.alpha),
+            );
+        }
+        if self.iterations == 0 {
+            return bad("iterations", "must be at least 1".into());
+        }
+        if !(self.tolerance.is_finite() && self.tolerance >= 0.0) {
+            return bad("tolerance", format!("must be a finite number ≥ 0, found {}", self.tolerance));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use relab_core::registry::parse_params;
+
+    fn check_yaml(text: &str) -> Result<(), ParamError> {
+        parse_params::<DiffusionParams>(&serde_yaml::from_str(text).unwrap())?.check()
+    }
+
+    #[test]
+    fn defaults_are_the_originals() {
+        let p = DiffusionParams::default();
+        assert_eq!((p.k, p.gamma, p.alpha, p.iterations, p.tolerance), (200, 3.0, 0.99, 50, 1e-6));
+        assert_eq!((p.weights, p.whiten), (Weights::Cosine, true));
+        assert!(check_yaml("{}").is_ok());
+        assert_eq!(
+            parse_params::<DiffusionParams>(&serde_yaml::from_str("weights: l2").unwrap()).unwrap().weights,
+            Weights::L2
+        );
+    }
+
+    #[test]
+    fn each_bad_value_is_reported_on_its_key() {
+        for (yaml, key, words) in [
+            ("k: 0", "k", "at least 1"),
+            ("gamma: 0", "gamma", "positive"),
+            ("alpha: 1.0", "alpha", "strictly between 0 and 1"),
+            ("alpha: -0.5", "alpha", "strictly between 0 and 1"),
+            ("iterations: 0", "iterations", "at least 1"),
+            ("tolerance: -1e-3", "tolerance", "≥ 0"),
+        ] {
+            let e = check_yaml(yaml).unwrap_err();
+            assert_eq!(e.path, vec![key.to_string()], "{yaml}");
+            assert!(e.message.contains(words), "{yaml}: {}", e.message);
+        }
+        let e = check_yaml("weights: dot").unwrap_err();
+        assert_eq!(e.path, vec!["weights".to_string()]);
+        let e = check_yaml("neighbours: 5").unwrap_err();
+        assert_eq!(e.path, vec!["neighbours".to_string()]);
+        assert!(e.known_keys.contains(&"k".to_string()));
+    }
+}
