@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use crate::csr::{Csr, ROW_CHUNK};
+use crate::csr::{Csr, ROW_CHUNK, chunk_dots, sum_in_order};
 use crate::reorder;
 
 /// The solution and how each column's solve ended.
@@ -52,8 +52,8 @@ pub fn solve_in_order(
     // A zero right-hand side has the solution 0: SciPy returns at once.
     let mut active: Vec<bool> = b_norms.iter().map(|&nb| nb > 0.0).collect();
     let mut ran = vec![0usize; c];
+    let mut rho = column_dots(&r, &r, c);
     for it in 0..iterations {
-        let rho = column_dots(&r, &r, c);
         for col in 0..c {
             if active[col] && (rho[col].sqrt() < limits[col] || rho[col] == 0.0) {
                 active[col] = false;
@@ -72,25 +72,32 @@ pub fn solve_in_order(
                 }
             }
         });
-        w.shifted_product(alpha, &p, &mut q, c);
-        let pq = column_dots(&p, &q, c);
+        let pq = w.shifted_product(alpha, &p, &mut q, c);
         let step_size: Vec<f64> = (0..c).map(|col| if active[col] { rho[col] / pq[col] } else { 0.0 }).collect();
-        x.par_chunks_mut(ROW_CHUNK * c)
+        // x += a p, r −= a q, and the new r · r in the same pass.
+        let partial: Vec<Vec<f64>> = x
+            .par_chunks_mut(ROW_CHUNK * c)
             .zip(r.par_chunks_mut(ROW_CHUNK * c))
             .zip(p.par_chunks(ROW_CHUNK * c).zip(q.par_chunks(ROW_CHUNK * c)))
-            .for_each(|((x, r), (p, q))| {
-                for i in 0..x.len() {
-                    let a = step_size[i % c];
-                    x[i] += a * p[i];
-                    r[i] -= a * q[i];
+            .map(|((x, r), (p, q))| {
+                for (((x_row, r_row), p_row), q_row) in
+                    x.chunks_mut(c).zip(r.chunks_mut(c)).zip(p.chunks(c)).zip(q.chunks(c))
+                {
+                    for col in 0..c {
+                        x_row[col] += step_size[col] * p_row[col];
+                        r_row[col] -= step_size[col] * q_row[col];
+                    }
                 }
-            });
+                chunk_dots(r, r, c)
+            })
+            .collect();
         for col in 0..c {
             if active[col] {
                 rho_prev[col] = rho[col];
                 ran[col] = it + 1;
             }
         }
+        rho = sum_in_order(partial, c);
         step();
     }
     let r_norms = column_dots(&r, &r, c);
@@ -102,26 +109,9 @@ pub fn solve_in_order(
 /// Per-column inner products of two row-major `n × c` blocks, summed chunk by chunk in a fixed order so the
 /// result does not depend on the number of threads.
 pub fn column_dots(a: &[f64], b: &[f64], c: usize) -> Vec<f64> {
-    let partial: Vec<Vec<f64>> = a
-        .par_chunks(ROW_CHUNK * c)
-        .zip(b.par_chunks(ROW_CHUNK * c))
-        .map(|(a, b)| {
-            let mut sums = vec![0.0f64; c];
-            for (a_row, b_row) in a.chunks(c).zip(b.chunks(c)) {
-                for ((s, &x), &y) in sums.iter_mut().zip(a_row).zip(b_row) {
-                    *s += x * y;
-                }
-            }
-            sums
-        })
-        .collect();
-    let mut total = vec![0.0f64; c];
-    for sums in partial {
-        for (t, s) in total.iter_mut().zip(sums) {
-            *t += s;
-        }
-    }
-    total
+    let partial =
+        a.par_chunks(ROW_CHUNK * c).zip(b.par_chunks(ROW_CHUNK * c)).map(|(a, b)| chunk_dots(a, b, c)).collect();
+    sum_in_order(partial, c)
 }
 
 #[cfg(test)]
