@@ -61,10 +61,45 @@ struct Progress {
     epoch: usize,
     /// Optimiser steps taken in this phase.
     step: u64,
-    /// Test accuracy after each evaluation of the warm-up, then of the semi-supervised run.
+    /// Test accuracy after each evaluation of the warm-up, then of the semi-supervised run. Written as strings:
+    /// serde_json's default float parser may be one ulp off, and a resumed run must report the same numbers.
+    #[serde(with = "exact_f64s")]
     warmup_history: Vec<f64>,
+    #[serde(with = "exact_f64s")]
     history: Vec<f64>,
     swa_snapshots: u64,
+}
+
+/// `Vec<f64>` as shortest round-trip decimal strings, which Rust parses back to the identical value.
+mod exact_f64s {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(values: &[f64], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(values.iter().map(|v| v.to_string()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|v| v.parse::<f64>().map_err(|e| serde::de::Error::custom(format!("`{v}`: {e}"))))
+            .collect()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn round_trips_bit_for_bit() {
+            #[derive(serde::Serialize, serde::Deserialize)]
+            struct H(#[serde(with = "super")] Vec<f64>);
+            let values = vec![0.23333333333333336, 0.1 + 0.2, 7.0 / 30.0, 1e-300, 0.0];
+            let text = serde_json::to_string(&H(values.clone())).unwrap();
+            let back: H = serde_json::from_str(&text).unwrap();
+            assert_eq!(
+                back.0.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            );
+        }
+    }
 }
 
 const MODEL: &str = "model";
