@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
 
 use relab_core::component::StageKind;
 use relab_core::experiment;
@@ -27,6 +28,14 @@ stages:
     schedule: { lr: 0.05 }
     eval_batch_size: 60
 ";
+
+/// burn's random generator is process-global and each stage seeds it: two runs on parallel test threads would draw
+/// from each other's stream, so the tests of this file take turns.
+static TURN: Mutex<()> = Mutex::new(());
+
+fn take_turn() -> MutexGuard<'static, ()> {
+    TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 fn run(out: &Path, resume: bool, stop: Option<u64>) -> relab_core::Result<RunOutcome> {
     run_with(out, resume, stop, &[])
@@ -61,6 +70,7 @@ fn tensors(path: &Path) -> BTreeMap<String, Vec<u8>> {
 
 #[test]
 fn a_killed_supervised_run_resumes_to_the_same_weights() {
+    let _turn = take_turn();
     let tmp = tempfile::tempdir().unwrap();
     let whole = run(&tmp.path().join("whole"), false, None).unwrap();
     let accuracy = &whole.summary["test_accuracy"];
@@ -88,6 +98,7 @@ fn a_killed_supervised_run_resumes_to_the_same_weights() {
 
 #[test]
 fn a_diverging_run_stops_with_a_clear_error_and_keeps_its_last_good_checkpoint() {
+    let _turn = take_turn();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("nan");
     // Epoch 1 trains normally; from epoch 2 the learning rate overflows f32, so the weights become non-finite.
