@@ -279,6 +279,8 @@ impl TopK {
 }
 
 #[cfg(test)]
+// The reference computations index like the textbook formulas they check.
+#[allow(clippy::needless_range_loop)]
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};

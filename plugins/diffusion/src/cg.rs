@@ -115,6 +115,8 @@ pub fn column_dots(a: &[f64], b: &[f64], c: usize) -> Vec<f64> {
 }
 
 #[cfg(test)]
+// The reference computations index like the textbook formulas they check.
+#[allow(clippy::needless_range_loop)]
 mod tests {
     use super::*;
 

@@ -225,6 +225,8 @@ pub fn scores_and_labels(z: Vec<f64>, num_classes: usize, classes_without_seeds:
 }
 
 #[cfg(test)]
+// The reference computations index like the textbook formulas they check.
+#[allow(clippy::needless_range_loop)]
 mod tests {
     use super::*;
     use crate::Weights;
