@@ -125,3 +125,49 @@ impl PluginParams for ImixParams {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+    use relab_core::data::augment::Image;
+
+    #[test]
+    fn default_views_are_the_methods() {
+        let views = imix_views();
+        let Augment::ResizedCrop(crop) = &views.0[0] else { panic!("the views start with a random resized crop") };
+        assert_eq!((crop.size, crop.scale, crop.ratio), (None, [0.08, 1.0], [0.75, 4.0 / 3.0]));
+        // The rest is core's iMix pipeline: flip 0.5, jitter 0.4/0.4/0.4/0.1 with p 0.8, grayscale 0.2.
+        assert_eq!(views.0[1..], Pipeline::imix(32).0[1..]);
+        let Augment::ColorJitter(jitter) = &views.0[2] else { panic!("colour jitter third") };
+        assert_eq!(
+            (jitter.brightness, jitter.contrast, jitter.saturation, jitter.hue, jitter.p),
+            (0.4, 0.4, 0.4, 0.1, 0.8)
+        );
+        assert_eq!(views.0[3], Augment::Grayscale(RandomGrayscale { p: 0.2 }));
+        assert_eq!(views.output_size(28, 28), Ok((28, 28)));
+    }
+
+    #[test]
+    fn on_grey_images_saturation_hue_and_grayscale_change_nothing() {
+        let colour_only = Pipeline::new(vec![
+            Augment::ColorJitter(ColorJitter { brightness: 0.0, contrast: 0.0, saturation: 0.4, hue: 0.1, p: 1.0 }),
+            Augment::Grayscale(RandomGrayscale { p: 1.0 }),
+        ]);
+        let grey: Vec<f32> = (0..16).map(|v| v as f32 / 15.0).collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        for _ in 0..20 {
+            // One channel, and the three equal channels of `dataset.channels: 3`.
+            assert_eq!(colour_only.apply(Image::new(1, 4, 4, grey.clone()), &mut rng).data, grey);
+            let rgb = colour_only.apply(Image::new(3, 4, 4, grey.repeat(3)), &mut rng);
+            assert!(rgb.data.iter().zip(grey.repeat(3)).all(|(a, b)| (a - b).abs() < 1e-5), "{:?}", rgb.data);
+        }
+        // Brightness still acts: every pixel scaled by one factor in [0.6, 1.4] (clamped at 1).
+        let brightness = ColorJitter { brightness: 0.4, contrast: 0.0, saturation: 0.0, hue: 0.0, p: 1.0 };
+        let out = brightness.apply(Image::new(1, 4, 4, grey.clone()), &mut rng).data;
+        let factor = out[1] / grey[1];
+        assert!((0.6..=1.4).contains(&factor) && (factor - 1.0).abs() > 1e-6, "{factor}");
+        assert!(out.iter().zip(&grey).all(|(o, g)| (o - (g * factor).min(1.0)).abs() < 1e-6));
+    }
+}

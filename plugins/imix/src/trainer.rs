@@ -18,7 +18,7 @@ use serde_json::json;
 use crate::encoder::{EncoderRecord, ImixEncoder};
 use crate::loss::imix_loss;
 use crate::monitor::Monitor;
-use crate::network::NetSpec;
+use crate::network::{ImixNet, NetSpec};
 use crate::params::{ImixParams, Keep};
 use crate::views::{epoch_order, paired_order, split_views};
 
@@ -116,13 +116,12 @@ impl SslMethod for Imix {
                 "encoder: best needs the kNN monitor, and this dataset has no labels for the training or test split",
             ));
         }
-        let device = ctx.device.clone().autodiff();
         let spec = NetSpec::new(
             BackboneConfig::new(p.backbone, train.channels, data.num_classes),
             p.projection_hidden,
             p.projection_dim,
         );
-        let mut net = spec.init(&device);
+        let mut net = spec.init(&ctx.device.clone().autodiff());
         let mut optimiser = Optimiser::sgd(&p.optimizer);
         let mut progress = Progress::default();
         if let Some((saved, dir)) = ctx.restore_checkpoint::<Progress>()? {
@@ -146,47 +145,19 @@ impl SslMethod for Imix {
         while progress.epoch < p.epochs {
             let epoch = progress.epoch + 1;
             // MultiStepLR is stepped after each epoch in the original: the 0-based epoch picks the rate.
-            let lr_epoch = progress.epoch as u64;
-            let order = epoch_order(&mut ctx.rng, train.len(), p.images_per_epoch, p.batch_size);
-            let mut loader = LoaderConfig::new(2 * p.batch_size, &data.mean, &data.std);
-            loader.augment = Some(p.augment.clone());
-            loader.seed = ctx.seed;
-            loader.epoch = epoch as u64;
+            let lr = p.schedule.lr(progress.epoch as u64, progress.step);
             let started = Instant::now();
-            let (mut loss_sum, mut batches) = (0.0, 0usize);
-            for_each_batch(train, &paired_order(&order, p.batch_size), &loader, |batch| {
-                let (view1, view2) = split_views(batch, &device);
-                let [b, ..] = view1.dims();
-                let mix = p.mix.then(|| Mix::per_batch(&mut ctx.rng, b, p.mix_alpha));
-                let loss = imix_loss(|x| net.embed(x), view1, view2, p.temperature, mix.as_ref());
-                let value = finite_loss(ctx, "iMix loss", &loss, format!("epoch {epoch} step {}", progress.step))?;
-                let grads = GradientsParams::from_grads(loss.backward(), &net);
-                net = optimiser.step(p.schedule.lr(lr_epoch, progress.step), net.clone(), grads);
-                progress.step += 1;
-                loss_sum += value;
-                batches += 1;
-                Ok(())
-            })?;
+            let (loss, steps) = self.train_epoch(ctx, data, &mut net, &mut optimiser, &mut progress)?;
             let seconds = started.elapsed().as_secs_f64();
-            let loss = loss_sum / batches.max(1) as f64;
-            let mut metrics = json!({
-                "epoch": epoch, "loss": loss, "lr": p.schedule.lr(lr_epoch, 0), "steps": batches, "seconds": seconds,
-            });
+            let mut metrics = json!({ "epoch": epoch, "loss": loss, "lr": lr, "steps": steps, "seconds": seconds });
             if let Some(monitor) = monitor.as_ref().filter(|m| m.due(epoch, p.epochs)) {
                 let started = Instant::now();
-                let mut encoder =
+                let encoder =
                     ImixEncoder::new(net.clone(), spec.clone(), record(epoch, None), &ctx.device, p.eval_batch_size);
-                let accuracy = monitor.accuracy(ctx, &encoder, data)?;
-                encoder.record.knn_accuracy = Some(accuracy);
+                let accuracy = keep_if_best(ctx, monitor, encoder, data, &mut progress)?;
                 metrics["knn_accuracy"] = accuracy.into();
                 metrics["knn_seconds"] = started.elapsed().as_secs_f64().into();
                 tracing::info!("epoch {epoch}: loss {loss:.4}, kNN accuracy {:.2}%", 100.0 * accuracy);
-                progress.last_knn = Some(Knn { epoch, accuracy });
-                // Ties go to the later epoch, as the original's `if self.best <= acc`.
-                if progress.best.is_none_or(|b| accuracy >= b.accuracy) {
-                    save_replacing(&encoder, &ctx.dir().join(BEST_DIR))?;
-                    progress.best = Some(Knn { epoch, accuracy });
-                }
             } else {
                 tracing::debug!("epoch {epoch}: loss {loss:.4}");
             }
@@ -226,6 +197,63 @@ impl SslMethod for Imix {
     fn load_encoder(&self, ctx: &mut StageContext, dir: &Path) -> Result<Box<dyn Encoder>> {
         Ok(Box::new(ImixEncoder::load(dir, &ctx.device, self.params.eval_batch_size)?))
     }
+}
+
+impl Imix {
+    /// One epoch: a fresh draw of the training images, two views of each, one optimiser step per batch. Returns
+    /// the mean loss and the number of steps.
+    fn train_epoch(
+        &self,
+        ctx: &mut StageContext,
+        data: &Dataset,
+        net: &mut ImixNet,
+        optimiser: &mut Optimiser,
+        progress: &mut Progress,
+    ) -> Result<(f64, usize)> {
+        let p = &self.params;
+        let (epoch, lr_epoch) = (progress.epoch + 1, progress.epoch as u64);
+        let device = ctx.device.clone().autodiff();
+        let order = epoch_order(&mut ctx.rng, data.train.len(), p.images_per_epoch, p.batch_size);
+        let mut loader = LoaderConfig::new(2 * p.batch_size, &data.mean, &data.std);
+        loader.augment = Some(p.augment.clone());
+        loader.seed = ctx.seed;
+        loader.epoch = epoch as u64;
+        let (mut loss_sum, mut steps) = (0.0, 0usize);
+        for_each_batch(&data.train, &paired_order(&order, p.batch_size), &loader, |batch| {
+            let (view1, view2) = split_views(batch, &device);
+            let [b, ..] = view1.dims();
+            let mix = p.mix.then(|| Mix::per_batch(&mut ctx.rng, b, p.mix_alpha));
+            let loss = imix_loss(|x| net.embed(x), view1, view2, p.temperature, mix.as_ref());
+            let value = finite_loss(ctx, "iMix loss", &loss, format!("epoch {epoch} step {}", progress.step))?;
+            let grads = GradientsParams::from_grads(loss.backward(), &*net);
+            *net = optimiser.step(p.schedule.lr(lr_epoch, progress.step), net.clone(), grads);
+            progress.step += 1;
+            loss_sum += value;
+            steps += 1;
+            Ok(())
+        })?;
+        Ok((loss_sum / steps.max(1) as f64, steps))
+    }
+}
+
+/// Runs the kNN monitor on `encoder` and, when it is the best so far, keeps it in `best/`. Returns the accuracy.
+fn keep_if_best(
+    ctx: &StageContext,
+    monitor: &Monitor,
+    mut encoder: ImixEncoder,
+    data: &Dataset,
+    progress: &mut Progress,
+) -> Result<f64> {
+    let accuracy = monitor.accuracy(ctx, &encoder, data)?;
+    let epoch = encoder.record.epoch;
+    encoder.record.knn_accuracy = Some(accuracy);
+    progress.last_knn = Some(Knn { epoch, accuracy });
+    // Ties go to the later epoch, as the original's `if self.best <= acc`.
+    if progress.best.is_none_or(|b| accuracy >= b.accuracy) {
+        save_replacing(&encoder, &ctx.dir().join(BEST_DIR))?;
+        progress.best = Some(Knn { epoch, accuracy });
+    }
+    Ok(accuracy)
 }
 
 /// Writes `encoder` into `dir` through a fresh sibling folder renamed over it, so `dir` always holds a whole
