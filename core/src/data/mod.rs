@@ -48,6 +48,7 @@ mod tests {
             seeds: None,
             channels: None,
             pad_to: None,
+            resize: None,
             train_limit: None,
             test_limit: None,
         }
@@ -60,6 +61,7 @@ mod tests {
         let d = load(&DatasetConfig {
             channels: Some(3),
             pad_to: Some(4),
+            resize: None,
             train_limit: Some(20),
             ..cfg("mnist", Some(dir.path()))
         })
@@ -93,6 +95,7 @@ mod tests {
             root: Some(locate::DEBIAN_FASHION_MNIST.into()),
             channels: Some(3),
             pad_to: Some(32),
+            resize: None,
             labels_per_class: Some(10),
             ..cfg("fashion-mnist", None)
         };

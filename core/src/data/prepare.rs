@@ -1,11 +1,12 @@
 //! What an experiment asks of a dataset beyond reading it: a prefix of it for quick runs, a channel count its
 //! networks accept, and a square size they were built for.
 
+use super::augment::{Image, resize_bilinear};
 use super::image_set::{Dataset, ImageSet};
 use crate::experiment::DatasetConfig;
 use crate::{Error, Result};
 
-/// Applies `train_limit`/`test_limit`, `channels` and `pad_to`, in that order.
+/// Applies `train_limit`/`test_limit`, `channels`, `pad_to` and `resize`, in that order.
 pub fn prepare(mut d: Dataset, cfg: &DatasetConfig) -> Result<Dataset> {
     let err = |m: String| Error::stage("dataset", format!("{}: {m}", d.name));
     if let Some(n) = cfg.train_limit {
@@ -46,7 +47,30 @@ pub fn prepare(mut d: Dataset, cfg: &DatasetConfig) -> Result<Dataset> {
         d.train = pad_to(&d.train, size);
         d.test = pad_to(&d.test, size);
     }
+    if let Some(size) = cfg.resize {
+        if size == 0 {
+            return Err(err("resize must be at least 1".into()));
+        }
+        d.train = resize(&d.train, size);
+        d.test = resize(&d.test, size);
+    }
     Ok(d)
+}
+
+/// Every image resized (bilinear, as the `resize` augmentation and Pillow) to `size`×`size`, rounded back to bytes.
+/// The dataset's normalisation statistics are kept: resizing averages neighbouring pixels, which leaves the mean
+/// as it was and the standard deviation close to it.
+pub fn resize(set: &ImageSet, size: usize) -> ImageSet {
+    if (set.height, set.width) == (size, size) {
+        return set.clone();
+    }
+    let mut pixels = Vec::with_capacity(set.len() * set.channels * size * size);
+    for i in 0..set.len() {
+        let img = Image::from_u8(set.channels, set.height, set.width, set.image(i));
+        let out = resize_bilinear(&img, size, size);
+        pixels.extend(out.data.iter().map(|&v| (v * 255.0).round().clamp(0.0, 255.0) as u8));
+    }
+    ImageSet { channels: set.channels, height: size, width: size, pixels, labels: set.labels.clone() }
 }
 
 /// The first `n` images (all of them when there are fewer), so indices keep their meaning.
@@ -98,6 +122,7 @@ mod tests {
             seeds: None,
             channels: None,
             pad_to: None,
+            resize: None,
             train_limit: None,
             test_limit: None,
         }
@@ -148,6 +173,26 @@ mod tests {
         d.test = repeat_channels(&d.test, 3);
         let err = prepare(d, &DatasetConfig { channels: Some(1), ..cfg() }).unwrap_err();
         assert!(err.to_string().contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn resizing_averages_pixels_and_keeps_labels() {
+        let mut d = grey(2);
+        d.train.pixels = vec![10, 20, 30, 40, 0, 0, 254, 254];
+        d.test.pixels = vec![0, 0, 0, 4, 8, 8, 8, 8];
+        let out = prepare(d, &DatasetConfig { resize: Some(1), ..cfg() }).unwrap();
+        assert_eq!((out.train.height, out.train.width), (1, 1));
+        // Halving both sides averages each 2×2 block, as Pillow's antialiased bilinear does.
+        assert_eq!(out.train.pixels, vec![25, 127]);
+        assert_eq!(out.train.labels, Some(vec![0, 1]));
+        assert_eq!(out.test.pixels, vec![1, 8], "test images are resized too");
+        let up = resize(&out.train, 3);
+        assert_eq!(up.pixels[..9], [25; 9], "a flat image stays flat");
+        assert_eq!(resize(&up, 3), up, "the same size is the identity");
+        // Resizing comes after padding: 2×2 padded to 4×4 then halved keeps the image in the centre.
+        let padded = prepare(grey(1), &DatasetConfig { pad_to: Some(4), resize: Some(2), ..cfg() }).unwrap();
+        assert_eq!(padded.train.pixels.len(), 4);
+        assert!(prepare(grey(1), &DatasetConfig { resize: Some(0), ..cfg() }).is_err());
     }
 
     #[test]

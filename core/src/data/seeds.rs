@@ -124,6 +124,7 @@ mod tests {
             seeds: seeds.map(Path::to_path_buf),
             channels: None,
             pad_to: None,
+            resize: None,
             train_limit: None,
             test_limit: None,
         }

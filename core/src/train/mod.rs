@@ -13,11 +13,13 @@
 //! * [`extract`] — features of an image set through any encoder in evaluation mode.
 //! * [`checkpoint`] — model weights and optimiser state for bit-identical resume.
 //! * [`guard`] — the per-step non-finite loss check.
+//! * [`init_weights`] — a learner's starting weights: fresh, the pretrain encoder's, or a saved backbone's.
 
 pub mod checkpoint;
 pub mod ema;
 pub mod extract;
 pub mod guard;
+pub mod init_weights;
 pub mod knn;
 pub mod losses;
 pub mod metrics;
@@ -31,6 +33,7 @@ pub use checkpoint::{load_module, load_optimiser, save_module, save_optimiser};
 pub use ema::Ema;
 pub use extract::{extract_features, extract_with};
 pub use guard::finite_loss;
+pub use init_weights::{Init, initial_weights};
 pub use knn::KnnClassifier;
 pub use losses::{cross_entropy, n_pairs_loss, soft_cross_entropy};
 pub use metrics::{ConfusionMatrix, accuracy};

@@ -9,12 +9,12 @@
 
 pub mod freeze;
 pub mod images;
-pub mod init;
 pub mod loss;
 mod params;
 pub mod sampler;
 pub mod soft_labels;
 mod trainer;
 
-pub use params::{Init, InitialPseudoLabels, PseudoLabelParams, SwaParams, WarmupParams, jitter};
+pub use relab_core::train::Init;
+pub use params::{InitialPseudoLabels, PseudoLabelParams, SwaParams, WarmupParams, jitter};
 pub use trainer::PseudoLabel;

@@ -1,9 +1,8 @@
-use std::path::PathBuf;
 
 use relab_core::data::augment::{Augment, ColorJitter, Flip, PadMode, Pipeline, RandomCrop};
 use relab_core::nn::BackboneKind;
 use relab_core::registry::{ParamError, PluginParams};
-use relab_core::train::SgdSettings;
+use relab_core::train::{Init, SgdSettings};
 use relab_core::train::schedule::LrSchedule;
 use serde::{Deserialize, Serialize};
 
@@ -77,38 +76,6 @@ pub struct SwaParams {
 impl Default for SwaParams {
     fn default() -> Self {
         SwaParams { start: 350, every: 5 }
-    }
-}
-
-/// The weights training starts from. In YAML: `none`, `pretrain` (the pretrain stage's encoder), or a folder
-/// holding `model.json` and `weights.safetensors` (any relab stage that saved a backbone), relative to the working
-/// directory. The classifier head is always re-initialised, as the original deletes `output.*` before loading.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(from = "Option<String>", into = "String")]
-pub enum Init {
-    #[default]
-    None,
-    Pretrain,
-    Folder(PathBuf),
-}
-
-impl From<Option<String>> for Init {
-    fn from(text: Option<String>) -> Self {
-        match text.as_deref() {
-            None | Some("none") => Init::None,
-            Some("pretrain") => Init::Pretrain,
-            Some(path) => Init::Folder(PathBuf::from(path)),
-        }
-    }
-}
-
-impl From<Init> for String {
-    fn from(init: Init) -> Self {
-        match init {
-            Init::None => "none".into(),
-            Init::Pretrain => "pretrain".into(),
-            Init::Folder(path) => path.to_string_lossy().into_owned(),
-        }
     }
 }
 
@@ -257,21 +224,7 @@ impl PseudoLabelParams {
                     .into(),
             ));
         }
-        if let Init::Folder(dir) = &self.init
-            && !dir.join(relab_core::nn::MODEL_FILE).is_file()
-        {
-            return Err(bad(
-                &["init"],
-                format!(
-                    "{} holds no {}: give `none`, `pretrain`, or a folder written by a relab stage ({} + {}; \
-                     relative paths start at the working directory)",
-                    dir.display(),
-                    relab_core::nn::MODEL_FILE,
-                    relab_core::nn::MODEL_FILE,
-                    relab_core::nn::WEIGHTS_FILE
-                ),
-            ));
-        }
+        self.init.validate().map_err(|m| bad(&["init"], m))?;
         for (key, pipeline) in [("augment", &self.augment)] {
             if let Some(e) = pipeline.0.iter().find_map(|a| a.validate().err()) {
                 return Err(bad(&[key], e));

@@ -12,7 +12,7 @@ use relab_core::nn::{Backbone, BackboneConfig, save_backbone};
 use relab_core::registry::{ParamError, PluginInfo};
 use relab_core::train::guard::scalar;
 use relab_core::train::metrics::{accuracy, argmax_rows};
-use relab_core::train::{Mix, Optimiser, Swa, extract_with, finite_loss, recompute_bn_stats};
+use relab_core::train::{Mix, Optimiser, Swa, extract_with, finite_loss, initial_weights, recompute_bn_stats};
 use relab_core::train::{load_module, load_optimiser, save_module, save_optimiser};
 use relab_core::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -20,7 +20,6 @@ use serde_json::json;
 
 use crate::freeze::freeze_leading_blocks;
 use crate::images::{batch_tensor, clean_tensor, probabilities};
-use crate::init::initial_weights;
 use crate::loss::{Regularisers, step_loss};
 use crate::params::{InitialPseudoLabels, PseudoLabelParams};
 use crate::sampler::TwoStream;

@@ -1,7 +1,7 @@
 use relab_core::data::augment::{PadMode, Pipeline};
 use relab_core::nn::BackboneKind;
 use relab_core::registry::PluginParams;
-use relab_core::train::SgdSettings;
+use relab_core::train::{Init, SgdSettings};
 use relab_core::train::schedule::LrSchedule;
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields, default)]
 pub struct SupervisedParams {
     pub backbone: BackboneKind,
+    /// Starting weights, as the pseudo-label learner's `init`: compare the two from the same encoder.
+    pub init: Init,
     pub epochs: usize,
     pub batch_size: usize,
     /// Optimiser steps per epoch at least: a tiny labelled set is cycled (reshuffled each pass) to fill them.
@@ -28,6 +30,7 @@ impl Default for SupervisedParams {
     fn default() -> Self {
         SupervisedParams {
             backbone: BackboneKind::Wrn28_2,
+            init: Init::None,
             epochs: 200,
             batch_size: 100,
             min_steps_per_epoch: 1,
@@ -43,7 +46,8 @@ impl Default for SupervisedParams {
 impl PluginParams for SupervisedParams {
     fn help() -> &'static [(&'static str, &'static str)] {
         &[
-            ("backbone", "wrn28_2, resnet18, resnet50 or resnet50_imagenet"),
+            ("backbone", "wrn28_2, wrn10_2, resnet18, resnet50 or resnet50_imagenet"),
+            ("init", "starting weights: none, pretrain (the pretrain stage's encoder) or a saved backbone's folder"),
             ("epochs", "training epochs"),
             ("batch_size", "labelled images per optimiser step"),
             ("min_steps_per_epoch", "cycle a small labelled set until an epoch has at least this many steps"),

@@ -10,7 +10,8 @@ use relab_core::data::{Dataset, LoaderConfig, for_each_batch};
 use relab_core::nn::{Backbone, BackboneConfig, save_backbone};
 use relab_core::registry::{ParamError, PluginInfo};
 use relab_core::train::metrics::{accuracy, argmax_rows};
-use relab_core::train::{Optimiser, cross_entropy, extract_with, finite_loss, load_module, load_optimiser};
+use relab_core::train::{Optimiser, cross_entropy, extract_with, finite_loss, initial_weights, load_module};
+use relab_core::train::load_optimiser;
 use relab_core::train::{losses::labels_tensor, save_module, save_optimiser};
 use relab_core::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,7 @@ impl PluginInfo for Supervised {
             }
         }
         params.schedule.check().map_err(|m| bad("schedule", m))?;
+        params.init.validate().map_err(|m| bad("init", m))?;
         Ok(Supervised { params })
     }
 }
@@ -67,7 +69,7 @@ impl SemiSupervisedLearner for Supervised {
         ctx: &mut StageContext,
         data: &Dataset,
         labeled: &LabeledSet,
-        _init: Option<&dyn Encoder>,
+        init: Option<&dyn Encoder>,
     ) -> Result<Classifier> {
         let p = &self.params;
         if labeled.is_empty() {
@@ -75,7 +77,7 @@ impl SemiSupervisedLearner for Supervised {
         }
         let device = ctx.device.clone().autodiff();
         let config = BackboneConfig::new(p.backbone, data.train.channels, data.num_classes);
-        let mut model: Backbone = config.init(&device);
+        let mut model: Backbone = initial_weights(&p.init, init, ctx.dir(), config.init(&device), &config, &device)?;
         let mut optimiser = Optimiser::sgd(&p.optimizer);
         let mut progress = Progress { epoch: 0, step: 0, history: Vec::new() };
         if let Some((saved, dir)) = ctx.restore_checkpoint::<Progress>()? {

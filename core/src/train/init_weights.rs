@@ -1,14 +1,61 @@
-//! The weights training starts from (`init`): the fresh network, the pretrain stage's encoder, or a backbone saved in
-//! a folder. The original loads RotNet weights after deleting the head (`output.*`, loaded with strict=False), so
-//! the head here always stays the freshly initialised one; everything else must match exactly.
-use std::path::Path;
+//! The weights a learner starts from (`init`): the fresh network, the pretrain stage's encoder, or a backbone saved
+//! in a folder. The original loads RotNet weights after deleting the head (`output.*`, loaded with strict=False), so
+//! the head here always stays the freshly initialised one; everything else must match exactly. Shared by every
+//! learner so that a supervised baseline and a semi-supervised run can start from the same weights.
+use std::path::{Path, PathBuf};
 
-use relab_core::burn::tensor::Device;
-use relab_core::component::Encoder;
-use relab_core::nn::{Backbone, BackboneConfig, MODEL_FILE, WEIGHTS_FILE, load_backbone};
-use relab_core::{Error, Result};
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
 
-use crate::params::Init;
+use crate::component::Encoder;
+use crate::nn::{Backbone, BackboneConfig, MODEL_FILE, WEIGHTS_FILE, load_backbone};
+use crate::{Error, Result};
+
+/// The weights training starts from. In YAML: `none`, `pretrain` (the pretrain stage's encoder), or a folder
+/// holding `model.json` and `weights.safetensors` (any relab stage that saved a backbone), relative to the working
+/// directory. The classifier head is always re-initialised, as the original deletes `output.*` before loading.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(from = "Option<String>", into = "String")]
+pub enum Init {
+    #[default]
+    None,
+    Pretrain,
+    Folder(PathBuf),
+}
+
+impl From<Option<String>> for Init {
+    fn from(text: Option<String>) -> Self {
+        match text.as_deref() {
+            None | Some("none") => Init::None,
+            Some("pretrain") => Init::Pretrain,
+            Some(path) => Init::Folder(PathBuf::from(path)),
+        }
+    }
+}
+
+impl From<Init> for String {
+    fn from(init: Init) -> Self {
+        match init {
+            Init::None => "none".into(),
+            Init::Pretrain => "pretrain".into(),
+            Init::Folder(path) => path.to_string_lossy().into_owned(),
+        }
+    }
+}
+
+impl Init {
+    /// A folder must hold a saved backbone; the message is for the `init` key of a plugin's parameters.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        match self {
+            Init::Folder(dir) if !dir.join(MODEL_FILE).is_file() => Err(format!(
+                "{} holds no {MODEL_FILE}: give `none`, `pretrain`, or a folder written by a relab stage \
+                 ({MODEL_FILE} + {WEIGHTS_FILE}; relative paths start at the working directory)",
+                dir.display()
+            )),
+            _ => Ok(()),
+        }
+    }
+}
 
 /// `model` (built from `config` on `device`) with the weights `init` names. `scratch` is a folder where the
 /// encoder may be written for loading (the stage folder); a temporary folder inside it is removed afterwards.
@@ -98,13 +145,13 @@ fn adopt(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use relab_core::artifact::Features;
-    use relab_core::burn::module::{Module, ModuleVisitor, Param};
-    use relab_core::burn::tensor::Tensor;
-    use relab_core::component::StageContext;
-    use relab_core::data::ImageSet;
-    use relab_core::experiment::FeatureOutput;
-    use relab_core::nn::{BackboneKind, save_backbone};
+    use crate::artifact::Features;
+    use crate::component::StageContext;
+    use crate::data::ImageSet;
+    use crate::experiment::FeatureOutput;
+    use crate::nn::{BackboneKind, save_backbone};
+    use burn::module::{Module, ModuleVisitor, Param};
+    use burn::tensor::Tensor;
 
     /// Every float tensor by path, as bytes.
     #[derive(Default)]
@@ -192,7 +239,7 @@ mod tests {
                     saved(kind, 1, dir);
                     Ok(())
                 }
-                None => relab_core::artifact::npy::write_f32(&dir.join("projection.npy"), &[1], &[0.0]),
+                None => crate::artifact::npy::write_f32(&dir.join("projection.npy"), &[1], &[0.0]),
             }
         }
     }
