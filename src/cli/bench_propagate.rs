@@ -81,6 +81,7 @@ pub fn propagate(args: PropagateArgs) -> anyhow::Result<()> {
             WeightsArg::L2 => Weights::L2,
         },
         whiten: !args.no_whiten,
+        ..DiffusionParams::default()
     };
     let diffusion = Diffusion::new(params).map_err(|e| anyhow::anyhow!("{e}"))?;
     let outcome = diffusion.run(&features, &seeds, classes, &|len, what| progress::bar(len, what.to_string()))?;

@@ -230,7 +230,7 @@ fn scan(row: &[f32], first_index: u32, own: (&mut TopK, &mut f32), query: u32, m
 const LANES: usize = 16;
 
 /// Similarity descending, then index ascending: a total order, so the selection is deterministic.
-fn rank(a: &(f32, u32), b: &(f32, u32)) -> Ordering {
+pub(super) fn rank(a: &(f32, u32), b: &(f32, u32)) -> Ordering {
     b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
 }
 

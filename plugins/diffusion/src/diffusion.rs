@@ -5,14 +5,17 @@ use std::time::Instant;
 
 use relab_core::Result;
 use relab_core::artifact::{Features, LabeledSet, Propagation};
+use relab_core::burn::tensor::Device;
 use relab_core::component::{Propagator, StageContext};
-use relab_core::linalg::{Pca, knn_tiles, l2_normalise_rows, nearest_neighbours};
+use relab_core::linalg::{
+    Neighbours, Pca, device_knn_blocks, knn_tiles, l2_normalise_rows, nearest_neighbours, nearest_neighbours_on_device,
+};
 use relab_core::progress::ProgressBar;
 use relab_core::registry::{ParamError, PluginInfo};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::params::DiffusionParams;
+use crate::params::{DiffusionParams, KnnOn};
 use crate::{cg, graph};
 
 /// Wall-clock seconds of each phase, named as `shared/bench/labelprop_reference.py` prints them.
@@ -44,6 +47,8 @@ pub struct Outcome {
     pub classes_without_seeds: Vec<usize>,
     /// Samples no seed's diffusion reached (all scores 0).
     pub unreached: usize,
+    /// Whether the kNN search ran on the device (else on the CPU cores).
+    pub knn_on_device: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -72,11 +77,13 @@ impl Propagator for Diffusion {
         seeds: &LabeledSet,
         num_classes: usize,
     ) -> Result<Propagation> {
-        let outcome = self.run(features, seeds, num_classes, &|len, what| ctx.progress(len, what))?;
+        let device = ctx.device.clone();
+        let outcome = self.run_on(features, seeds, num_classes, &device, &|len, what| ctx.progress(len, what))?;
         let s = outcome.seconds;
         ctx.log(json!({
             "phase_seconds": { "normalise_whiten": s.normalise_whiten, "knn": s.knn, "graph": s.graph, "cg": s.cg,
                                "total": s.total() },
+            "knn_on": if outcome.knn_on_device { "device" } else { "cpu" },
             "graph_edges": outcome.edges,
             "cg_iterations": outcome.iterations,
             "cg_relative_residuals": outcome.relative_residuals,
@@ -96,12 +103,27 @@ impl Diffusion {
         &self.params
     }
 
-    /// Propagates the seeds' labels over `features`; `bar(len, what)` makes the progress bar of each phase.
+    /// [`Diffusion::run_on`] with the CPU backend as the stage's device: under `knn: auto` the kNN search runs on
+    /// the CPU cores, as before the device search existed.
     pub fn run(
         &self,
         features: &Features,
         seeds: &LabeledSet,
         num_classes: usize,
+        bar: &dyn Fn(u64, &str) -> ProgressBar,
+    ) -> Result<Outcome> {
+        self.run_on(features, seeds, num_classes, &Device::flex(), bar)
+    }
+
+    /// Propagates the seeds' labels over `features`; `device` is the stage's, where `knn: auto|device` searches
+    /// the neighbours (the other phases run on the CPU cores). `bar(len, what)` makes the progress bar of each
+    /// phase.
+    pub fn run_on(
+        &self,
+        features: &Features,
+        seeds: &LabeledSet,
+        num_classes: usize,
+        device: &Device,
         bar: &dyn Fn(u64, &str) -> ProgressBar,
     ) -> Result<Outcome> {
         let p = &self.params;
@@ -136,11 +158,19 @@ impl Diffusion {
         );
 
         let start = Instant::now();
-        let knn_bar = bar(knn_tiles(n), "kNN tiles");
-        let nn = nearest_neighbours(&x, n, dim, p.k, &|tiles| knn_bar.inc(tiles));
-        knn_bar.finish_and_clear();
+        let on_device = match p.knn {
+            KnnOn::Auto => *device != Device::flex(),
+            KnnOn::Cpu => false,
+            KnnOn::Device => true,
+        };
+        let nn = search(&x, n, dim, p.k, on_device.then_some(device), bar).map_err(err)?;
         seconds.knn = start.elapsed().as_secs_f64();
-        tracing::info!("diffusion: exact {}-NN of {n} samples in {:.2}s", p.k, seconds.knn);
+        tracing::info!(
+            "diffusion: exact {}-NN of {n} samples on the {} in {:.2}s",
+            p.k,
+            if on_device { "device" } else { "CPU" },
+            seconds.knn
+        );
 
         let start = Instant::now();
         let squared_norms: Vec<f32> = x.chunks(dim).map(|r| r.iter().map(|v| v * v).sum()).collect();
@@ -180,8 +210,30 @@ impl Diffusion {
             relative_residuals: solution.relative_residuals,
             classes_without_seeds,
             unreached,
+            knn_on_device: on_device,
         })
     }
+}
+
+/// The exact kNN of the rows of `x`, on `device` when given, else on the CPU cores, with its progress bar.
+fn search(
+    x: &[f32],
+    n: usize,
+    dim: usize,
+    k: usize,
+    device: Option<&Device>,
+    bar: &dyn Fn(u64, &str) -> ProgressBar,
+) -> std::result::Result<Neighbours, String> {
+    let Some(device) = device else {
+        let knn_bar = bar(knn_tiles(n), "kNN tiles");
+        let nn = nearest_neighbours(x, n, dim, k, &|tiles| knn_bar.inc(tiles));
+        knn_bar.finish_and_clear();
+        return Ok(nn);
+    };
+    let knn_bar = bar(device_knn_blocks(n), "kNN blocks on the device");
+    let nn = nearest_neighbours_on_device(x, n, dim, k, device, &|blocks| knn_bar.inc(blocks));
+    knn_bar.finish_and_clear();
+    nn.map_err(|e| e.to_string())
 }
 
 /// `y_c[i] = 1 / |seeds of c|` on the seeds of class c, 0 elsewhere, as an `n × C` row-major block; and the
@@ -324,6 +376,25 @@ mod tests {
         let a = d.run(&f, &seeds, 3, &no_bar).unwrap();
         let b = d.run(&f, &seeds, 3, &no_bar).unwrap();
         assert_eq!(a.propagation, b.propagation);
+    }
+
+    #[test]
+    fn knn_on_the_device_gives_the_labels_of_knn_on_the_cpu() {
+        let centres =
+            vec![vec![3.0, 1.0, 0.0, 0.0, 1.0], vec![-1.0, 0.0, 3.0, 1.0, 0.0], vec![0.0, -2.0, 0.0, 2.0, 1.0]];
+        let (f, _) = clusters(&centres, 80, 1.0, 4);
+        let seeds = LabeledSet::new(vec![0, 1, 2, 3, 4, 5], vec![0, 1, 2, 0, 1, 2]);
+        let on =
+            |knn| Diffusion::new(DiffusionParams { knn, ..params(10) }).unwrap().run(&f, &seeds, 3, &no_bar).unwrap();
+        let (cpu, device, auto) = (on(KnnOn::Cpu), on(KnnOn::Device), on(KnnOn::Auto));
+        assert!(device.knn_on_device && !cpu.knn_on_device);
+        assert!(!auto.knn_on_device, "auto on the CPU backend searches on the CPU cores");
+        assert_eq!(device.propagation.labels, cpu.propagation.labels);
+        assert_eq!(device.edges, cpu.edges);
+        for (d, c) in device.propagation.scores.iter().zip(&cpu.propagation.scores) {
+            assert!((d - c).abs() < 1e-4, "score {d} with the device kNN, {c} with the CPU kNN");
+        }
+        assert_eq!(auto.propagation, cpu.propagation);
     }
 
     #[test]

@@ -17,4 +17,4 @@ pub use csr::Csr;
 pub use diffusion::{Diffusion, Outcome, PhaseSeconds, right_hand_sides, scores_and_labels};
 pub use graph::{Graph, build as build_graph, edge_weight};
 pub use nearest_seed::{Metric, NearestSeed, NearestSeedParams};
-pub use params::{DiffusionParams, Weights};
+pub use params::{DiffusionParams, KnnOn, Weights};

@@ -13,6 +13,20 @@ pub enum Weights {
     L2,
 }
 
+/// Where the exact kNN search runs. Both places give the same neighbours (ties to the lower index), up to float
+/// noise in the similarities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum KnnOn {
+    /// The stage's device when it is not the CPU backend, the CPU otherwise.
+    #[default]
+    Auto,
+    /// The CPU cores (`relab_core::linalg::nearest_neighbours`), whatever the stage's device.
+    Cpu,
+    /// The stage's device (`relab_core::linalg::nearest_neighbours_on_device`), even when it is the CPU backend.
+    Device,
+}
+
 /// Defaults are the original's (`relab-method.md` §3: k = 200, γ = 3, α = 0.99, 50 CG iterations, tolerance 1e-6,
 /// PCA whitening on); the weights are the intended cosine ones.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,6 +39,7 @@ pub struct DiffusionParams {
     pub tolerance: f64,
     pub weights: Weights,
     pub whiten: bool,
+    pub knn: KnnOn,
 }
 
 impl Default for DiffusionParams {
@@ -37,6 +52,7 @@ impl Default for DiffusionParams {
             tolerance: 1e-6,
             weights: Weights::Cosine,
             whiten: true,
+            knn: KnnOn::Auto,
         }
     }
 }
@@ -51,6 +67,11 @@ impl PluginParams for DiffusionParams {
             ("tolerance", "stop a class's CG once its residual is below tolerance × its right-hand side's norm"),
             ("weights", "cosine: max(cos, 0)^gamma (intended); l2: (squared distance)^gamma (the released code)"),
             ("whiten", "PCA-whiten (full rank) between the two L2 normalisations, as the original"),
+            (
+                "knn",
+                "where the exact kNN runs: auto (the stage's device unless it is the CPU backend), cpu, device \
+                 (matmul + top-k on the stage's device); the neighbours are the same",
+            ),
         ]
     }
 }
@@ -94,12 +115,15 @@ mod tests {
     fn defaults_are_the_originals() {
         let p = DiffusionParams::default();
         assert_eq!((p.k, p.gamma, p.alpha, p.iterations, p.tolerance), (200, 3.0, 0.99, 50, 1e-6));
-        assert_eq!((p.weights, p.whiten), (Weights::Cosine, true));
+        assert_eq!((p.weights, p.whiten, p.knn), (Weights::Cosine, true, KnnOn::Auto));
         assert!(check_yaml("{}").is_ok());
         assert_eq!(
             parse_params::<DiffusionParams>(&serde_yaml::from_str("weights: l2").unwrap()).unwrap().weights,
             Weights::L2
         );
+        for (text, on) in [("knn: auto", KnnOn::Auto), ("knn: cpu", KnnOn::Cpu), ("knn: device", KnnOn::Device)] {
+            assert_eq!(parse_params::<DiffusionParams>(&serde_yaml::from_str(text).unwrap()).unwrap().knn, on);
+        }
     }
 
     #[test]
@@ -118,6 +142,9 @@ mod tests {
         }
         let e = check_yaml("weights: dot").unwrap_err();
         assert_eq!(e.path, vec!["weights".to_string()]);
+        let e = check_yaml("knn: gpu").unwrap_err();
+        assert_eq!(e.path, vec!["knn".to_string()]);
+        assert!(["gpu", "auto", "cpu", "device"].iter().all(|w| e.message.contains(w)), "{}", e.message);
         let e = check_yaml("neighbours: 5").unwrap_err();
         assert_eq!(e.path, vec!["neighbours".to_string()]);
         assert!(e.known_keys.contains(&"k".to_string()));
