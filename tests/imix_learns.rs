@@ -43,6 +43,7 @@ fn params() -> ImixParams {
 }
 
 #[test]
+#[ignore = "over a minute on 2 cores; CI runs it with `cargo test --workspace -- --ignored`"]
 fn a_short_imix_run_beats_a_random_encoder() {
     let data = dataset();
     let tmp = tempfile::tempdir().unwrap();

@@ -83,6 +83,7 @@ fn tensors(path: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 #[test]
+#[ignore = "about 2 minutes on 2 cores; CI runs it with `cargo test --workspace -- --ignored`"]
 fn trains_both_runs_and_reports_the_method_s_numbers() {
     let (_turn, (out, outcome)) = whole_run();
     let accuracy = &outcome.summary["test_accuracy"];
@@ -128,6 +129,7 @@ fn trains_both_runs_and_reports_the_method_s_numbers() {
 }
 
 #[test]
+#[ignore = "about 2 minutes on 2 cores; CI runs it with `cargo test --workspace -- --ignored`"]
 fn a_run_killed_in_each_phase_resumes_bit_identically() {
     let (_turn, (whole, outcome)) = whole_run();
     let tmp = tempfile::tempdir().unwrap();

@@ -69,6 +69,7 @@ fn tensors(path: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 #[test]
+#[ignore = "over a minute on 2 cores; CI runs it with `cargo test --workspace -- --ignored`"]
 fn a_killed_supervised_run_resumes_to_the_same_weights() {
     let _turn = take_turn();
     let tmp = tempfile::tempdir().unwrap();
@@ -97,6 +98,7 @@ fn a_killed_supervised_run_resumes_to_the_same_weights() {
 }
 
 #[test]
+#[ignore = "over a minute on 2 cores; CI runs it with `cargo test --workspace -- --ignored`"]
 fn a_diverging_run_stops_with_a_clear_error_and_keeps_its_last_good_checkpoint() {
     let _turn = take_turn();
     let tmp = tempfile::tempdir().unwrap();

@@ -67,5 +67,11 @@ fn headline(dir: &std::path::Path, summary: &serde_json::Map<String, Value>) -> 
         let parts: Vec<String> = acc.iter().filter_map(|(k, v)| pct(v).map(|p| format!("{k} {p}"))).collect();
         lines.push(format!("test_accuracy: {}", parts.join(", ")));
     }
+    if let Some(Value::Object(seconds)) = summary.get("seconds") {
+        let total: f64 = seconds.values().filter_map(Value::as_f64).sum();
+        let stages: Vec<String> =
+            seconds.iter().filter_map(|(k, v)| v.as_f64().map(|s| format!("{k} {:.0}s", s))).collect();
+        lines.push(format!("stage time: {:.1} min ({})", total / 60.0, stages.join(", ")));
+    }
     lines.join("\n")
 }

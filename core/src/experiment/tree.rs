@@ -112,8 +112,17 @@ pub(crate) fn take_top(root: &mut Value, name: &str) -> Option<Value> {
     }
 }
 
-/// Deep merge: mappings merge key by key (`over` wins), anything else in `over` replaces what `base` had.
+/// Deep merge: mappings merge key by key (`over` wins), anything else in `over` replaces what `base` had. A stage
+/// whose `plugin:` names another plugin than the base's replaces the base's stage whole: the parameters of one
+/// plugin mean nothing to another, and an ablation that swaps a component should not inherit them.
 pub(crate) fn merge(base: &mut Value, over: Value) {
+    let plugin = |v: &Value| v.as_mapping().and_then(|m| m.get("plugin")).cloned();
+    if let (Some(old), Some(new)) = (plugin(base), plugin(&over))
+        && old != new
+    {
+        *base = over;
+        return;
+    }
     match (base, over) {
         (Value::Mapping(base), Value::Mapping(over)) => {
             for (key, value) in over {
@@ -196,6 +205,20 @@ mod tests {
 
     fn path(s: &str) -> KeyPath {
         s.split('.').map(str::to_string).collect()
+    }
+
+    #[test]
+    fn a_stage_with_another_plugin_replaces_the_base_stage() {
+        let mut base = yaml("stages: {train: {plugin: pseudo-label, epochs: 3, warmup: {epochs: 2}}}");
+        merge(&mut base, yaml("stages: {train: {plugin: supervised, epochs: 9}}"));
+        assert_eq!(base, yaml("stages: {train: {plugin: supervised, epochs: 9}}"));
+        let mut base = yaml("stages: {train: {plugin: supervised, epochs: 3, batch_size: 5}}");
+        merge(&mut base, yaml("stages: {train: {plugin: supervised, epochs: 9}}"));
+        assert_eq!(
+            base,
+            yaml("stages: {train: {plugin: supervised, epochs: 9, batch_size: 5}}"),
+            "same plugin: merged"
+        );
     }
 
     #[test]

@@ -1,9 +1,8 @@
-
 use relab_core::data::augment::{Augment, ColorJitter, Flip, PadMode, Pipeline, RandomCrop};
 use relab_core::nn::BackboneKind;
 use relab_core::registry::{ParamError, PluginParams};
-use relab_core::train::{Init, SgdSettings};
 use relab_core::train::schedule::LrSchedule;
+use relab_core::train::{Init, SgdSettings};
 use serde::{Deserialize, Serialize};
 
 /// Defaults are ReLaB's Pseudo-Labeling runs (`relab-method.md` §5, §7.2): WRN-28-2; a 200-epoch warm-up on the

@@ -1,8 +1,8 @@
 use relab_core::data::augment::{PadMode, Pipeline};
 use relab_core::nn::BackboneKind;
 use relab_core::registry::PluginParams;
-use relab_core::train::{Init, SgdSettings};
 use relab_core::train::schedule::LrSchedule;
+use relab_core::train::{Init, SgdSettings};
 use serde::{Deserialize, Serialize};
 
 /// Defaults are the Pseudo-Labeling warm-up's (`relab-method.md` §5.1: WRN-28-2, 200 epochs, SGD 0.1 with
