@@ -185,6 +185,22 @@ mod tests {
     }
 
     #[test]
+    fn yaml_spellings_and_folder_checks() {
+        let parse = |s: &str| serde_yaml::from_str::<Init>(s).unwrap();
+        assert_eq!(parse("~"), Init::None);
+        assert_eq!(parse("none"), Init::None);
+        assert_eq!(parse("pretrain"), Init::Pretrain);
+        assert_eq!(parse("runs/x/train"), Init::Folder("runs/x/train".into()));
+        assert_eq!(serde_yaml::to_string(&Init::Pretrain).unwrap().trim(), "pretrain");
+        let dir = tempfile::tempdir().unwrap();
+        let err = Init::Folder(dir.path().into()).validate().unwrap_err();
+        assert!(err.contains("holds no model.json"), "{err}");
+        saved(BackboneKind::Wrn10_2, 1, dir.path());
+        assert_eq!(Init::Folder(dir.path().into()).validate(), Ok(()));
+        assert_eq!(Init::Pretrain.validate(), Ok(()));
+    }
+
+    #[test]
     fn a_saved_backbone_gives_everything_but_the_head() {
         let device = Device::flex().autodiff();
         let dir = tempfile::tempdir().unwrap();
