@@ -775,12 +775,14 @@ pub fn summary_table(run_dirs: &[PathBuf]) -> Result<String> {
     let mut out = String::new();
     out.push_str(&line(&header));
     out.push('\n');
+    // Each rule cell spans the cell's padding too, so a right-aligned column's colon ends the cell, where
+    // Markdown looks for it.
     let rule: Vec<String> = widths
         .iter()
         .enumerate()
-        .map(|(c, &w)| if c == 0 || c == 2 { "-".repeat(w) } else { format!("{}:", "-".repeat(w.saturating_sub(1))) })
+        .map(|(c, &w)| if c == 0 || c == 2 { "-".repeat(w + 2) } else { format!("{}:", "-".repeat(w + 1)) })
         .collect();
-    let _ = writeln!(out, "|-{}-|", rule.join("-|-"));
+    let _ = writeln!(out, "|{}|", rule.join("|"));
     for r in &rows {
         out.push_str(&line(r));
         out.push('\n');
@@ -899,6 +901,19 @@ mod tests {
         std::fs::write(root.path().join("summary.json"), "{ broken").unwrap();
         let e = write_report(root.path()).unwrap_err();
         assert!(matches!(e, Error::Format { .. }) && e.to_string().contains("summary.json"), "{e}");
+    }
+
+    #[test]
+    fn summary_table_rule_puts_colons_at_cell_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = run_dir(dir.path(), "x", 1, serde_json::json!({"propagation_accuracy": 0.5}), "");
+        let table = summary_table(&[run]).unwrap();
+        let rule = table.lines().nth(1).unwrap();
+        for cell in rule.trim_matches('|').split('|') {
+            assert!(cell.chars().all(|c| c == '-' || c == ':'), "{rule}");
+            assert!(!cell.trim_end_matches(':').contains(':'), "a colon inside a cell: {rule}");
+        }
+        assert_eq!(rule.len(), table.lines().next().unwrap().len(), "rule as wide as the header");
     }
 
     #[test]
