@@ -150,33 +150,7 @@ mod tests {
     use crate::data::ImageSet;
     use crate::experiment::FeatureOutput;
     use crate::nn::{BackboneKind, save_backbone};
-    use burn::module::{Module, ModuleVisitor, Param};
-    use burn::tensor::Tensor;
-
-    /// Every float tensor by path, as bytes.
-    #[derive(Default)]
-    struct Values {
-        path: Vec<String>,
-        out: Vec<(String, Vec<u8>)>,
-    }
-
-    impl ModuleVisitor for Values {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.path.push(name.to_string());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.path.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            self.out.push((self.path.join("."), p.val().into_data().as_bytes().to_vec()));
-        }
-    }
-
-    fn values(m: &Backbone) -> Vec<(String, Vec<u8>)> {
-        let mut v = Values::default();
-        m.valid().visit(&mut v);
-        v.out
-    }
+    use crate::train::leaf_bytes;
 
     /// A rotation-net-like source: the same network with a 4-way head.
     fn saved(kind: BackboneKind, channels: usize, dir: &Path) {
@@ -205,13 +179,13 @@ mod tests {
         let device = Device::flex().autodiff();
         let dir = tempfile::tempdir().unwrap();
         saved(BackboneKind::Wrn10_2, 1, dir.path());
-        let source = values(&load_backbone(dir.path(), &device).unwrap().0);
+        let source = leaf_bytes(&load_backbone(dir.path(), &device).unwrap().0);
         let config = BackboneConfig::new(BackboneKind::Wrn10_2, 1, 3);
         let fresh = config.init(&device);
-        let head_before = values(&fresh).into_iter().filter(|(p, _)| p.contains("output")).collect::<Vec<_>>();
+        let head_before = leaf_bytes(&fresh).into_iter().filter(|(p, _)| p.contains("output")).collect::<Vec<_>>();
         let init = Init::Folder(dir.path().to_path_buf());
         let model = initial_weights(&init, None, dir.path(), fresh, &config, &device).unwrap();
-        let got = values(&model);
+        let got = leaf_bytes(&model);
         let (head, body): (Vec<_>, Vec<_>) = got.into_iter().partition(|(p, _)| p.contains("output"));
         assert_eq!(head, head_before, "the head stays the fresh one");
         let source_body: Vec<_> = source.into_iter().filter(|(p, _)| !p.contains("output")).collect();
@@ -247,7 +221,7 @@ mod tests {
             128
         }
         fn extract(&self, _: &mut StageContext, _: &ImageSet, _: FeatureOutput) -> Result<Features> {
-            unimplemented!("not used by init")
+            Err(Error::stage("features", "this test encoder only saves; init never extracts features"))
         }
         fn save(&self, dir: &Path) -> Result<()> {
             match self.0 {

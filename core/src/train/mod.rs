@@ -41,3 +41,4 @@ pub use mixup::Mix;
 pub use optim::{AdamSettings, EpsilonStyle, Optimiser, OptimiserSettings, Scheduled, SgdSettings};
 pub use schedule::LrSchedule;
 pub use swa::{BnRecompute, Swa, recompute_bn_stats};
+pub use walk::leaf_bytes;

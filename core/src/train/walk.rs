@@ -111,6 +111,12 @@ pub(crate) fn collect<M: Module>(module: &M) -> Vec<Leaf> {
         .collect()
 }
 
+/// Every float leaf of `module` by path, as the bytes of its synced value: what a test compares to prove that
+/// weights or statistics stayed bit-identical or moved.
+pub fn leaf_bytes<M: Module>(module: &M) -> Vec<(String, Vec<u8>)> {
+    collect(module).into_iter().map(|l| (l.info.path, l.value.into_data().as_bytes().to_vec())).collect()
+}
+
 /// Paths of the batch norms whose training flag is off (frozen with `Module::freeze`, or a `valid()` copy): their
 /// forward passes use, and never update, the running statistics.
 pub(crate) fn inactive_batch_norms<M: Module>(module: &M) -> std::collections::BTreeSet<String> {

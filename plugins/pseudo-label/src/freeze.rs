@@ -36,43 +36,18 @@ fn freeze_resnet(mut n: ResNet) -> ResNet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use relab_core::burn::module::{ModuleVisitor, Param};
     use relab_core::burn::optim::GradientsParams;
     use relab_core::burn::tensor::{Device, Distribution, Tensor};
     use relab_core::nn::{BackboneConfig, BackboneKind};
+    use relab_core::train::leaf_bytes;
     use relab_core::train::losses::labels_tensor;
     use relab_core::train::{Optimiser, SgdSettings, cross_entropy};
-
-    /// Every float tensor by path, as bytes, read from a synced copy.
-    #[derive(Default)]
-    struct Values {
-        path: Vec<String>,
-        out: Vec<(String, Vec<u8>)>,
-    }
-
-    impl ModuleVisitor for Values {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.path.push(name.to_string());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.path.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            self.out.push((self.path.join("."), p.val().into_data().as_bytes().to_vec()));
-        }
-    }
-
-    fn values(m: &Backbone) -> Vec<(String, Vec<u8>)> {
-        let mut v = Values::default();
-        m.valid().visit(&mut v);
-        v.out
-    }
 
     #[test]
     fn frozen_blocks_keep_their_weights_bit_identical_while_their_statistics_move() {
         let device = Device::flex().autodiff();
         let mut model = freeze_leading_blocks(BackboneConfig::new(BackboneKind::Wrn10_2, 1, 3).init(&device));
-        let before = values(&model);
+        let before = leaf_bytes(&model);
         // Momentum and weight decay: a frozen parameter must not even decay.
         let mut optimiser = Optimiser::sgd(&SgdSettings::default());
         for step in 0..2 {
@@ -81,7 +56,7 @@ mod tests {
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimiser.step(0.1, model, grads);
         }
-        let after = values(&model);
+        let after = leaf_bytes(&model);
         assert_eq!(before.len(), after.len());
         let (mut frozen, mut trained) = (0, 0);
         for ((path, a), (_, b)) in before.iter().zip(&after) {
