@@ -38,7 +38,7 @@ pub fn train_throughput(
     device: &CheckedDevice,
 ) -> Result<TrainThroughput> {
     let ad = device.device.clone().autodiff();
-    let mut model = BackboneConfig::new(kind, 3, 10).init(&ad);
+    let mut model = crate::nn::seeded(&ad, 0, || BackboneConfig::new(kind, 3, 10).init(&ad));
     let mut optim = SgdConfig::new()
         .with_momentum(Some(MomentumConfig::new().with_momentum(0.9).with_dampening(0.0).with_nesterov(true)))
         .init();

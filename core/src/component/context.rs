@@ -80,6 +80,10 @@ pub struct StageContext {
     /// Seeded from the experiment's seed and the stage, so stages draw independent streams. Saved and restored with
     /// every checkpoint.
     pub rng: ChaCha8Rng,
+    /// Seeds the stage's module constructions ([`StageContext::init`]).
+    stage_seed: u64,
+    /// Modules constructed so far.
+    inits: u64,
     dir: PathBuf,
     resume: bool,
     metrics: MetricsSink,
@@ -113,16 +117,14 @@ impl StageContext {
         // Mixing the stage into the seed keeps each stage's stream the same when earlier stages are cached.
         let stage_seed = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (stage as u64 + 1);
         let rng = ChaCha8Rng::seed_from_u64(stage_seed);
-        // burn's own generator (weight initialisers, `Tensor::random`) is per backend, not per call: seeding it here
-        // makes a stage's initial weights depend on the experiment's seed alone, as long as no other thread of the
-        // process draws from it meanwhile (so parallel runs are processes, never threads).
-        device.seed(stage_seed);
         StageContext {
             stage,
             device,
             backend,
             seed,
             rng,
+            stage_seed,
+            inits: 0,
             dir,
             resume,
             metrics,
@@ -130,6 +132,15 @@ impl StageContext {
             checkpoints_saved: 0,
             stop_after_checkpoints: None,
         }
+    }
+
+    /// Builds a module (`|| config.init(&device)`) whose initial weights depend only on the experiment's seed, the
+    /// stage and how many modules the stage built before, whatever other threads of the process draw meanwhile
+    /// (see [`crate::nn::seeded`]). The first construction of a stage is seeded with the stage's seed itself.
+    pub fn init<T>(&mut self, build: impl FnOnce() -> T) -> T {
+        let seed = self.stage_seed ^ self.inits.wrapping_mul(0xD1B5_4A32_D192_ED03);
+        self.inits += 1;
+        crate::nn::seeded(&self.device, seed, build)
     }
 
     /// Stops the stage with an error right after its `n`-th checkpoint, the way a kill would (a test hook for

@@ -7,6 +7,7 @@
 //!   and logits.
 //! * [`store`]: a backbone on disk, `weights.safetensors` + `model.json`.
 //! * [`init`], [`ops`], [`params`]: initialisers, parameter-free operations, PyTorch-style parameter counts.
+//! * [`seeded`]: building a module from a seed while other threads of the process draw too.
 //!
 //! Two differences from PyTorch that no configuration removes: burn's batch norm updates its running variance with
 //! the biased batch variance (PyTorch: unbiased, a factor n/(n − 1) with n = B·H·W values per channel), and a batch
@@ -18,6 +19,7 @@ pub mod init;
 pub mod ops;
 pub mod params;
 pub mod resnet;
+pub mod seeded;
 pub mod store;
 pub mod wrn;
 
@@ -25,5 +27,6 @@ pub use backbone::{Backbone, BackboneConfig, BackboneKind, BackboneOutput};
 pub use heads::{ProjectionHead, ProjectionHeadConfig, RotationHead, RotationHeadConfig};
 pub use params::trainable_params;
 pub use resnet::{ResNet, ResNetConfig};
+pub use seeded::seeded;
 pub use store::{MODEL_FILE, WEIGHTS_FILE, load_backbone, save_backbone};
 pub use wrn::{Wrn, WrnConfig};

@@ -57,7 +57,7 @@ pub fn load_backbone(dir: &Path, device: &Device) -> Result<(Backbone, BackboneC
 
     let weights = dir.join(WEIGHTS_FILE);
     let bytes = std::fs::read(&weights).map_err(|e| Error::io(&weights, e))?;
-    let mut backbone = config.init(device);
+    let mut backbone = super::seeded::to_overwrite(device, || config.init(device));
     // Partial loads and shape errors are reported here, in a few lines, rather than by burn-store.
     let mut store =
         SafetensorsStore::from_bytes(Some(bytes)).skip_enum_variants(true).allow_partial(true).validate(false);

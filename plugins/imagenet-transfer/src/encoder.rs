@@ -15,6 +15,7 @@ use relab_core::component::{Encoder, StageContext};
 use relab_core::data::ImageSet;
 use relab_core::experiment::FeatureOutput;
 use relab_core::nn::resnet::StemKind;
+use relab_core::nn::seeded::to_overwrite;
 use relab_core::nn::{Backbone, BackboneConfig, BackboneKind, MODEL_FILE, WEIGHTS_FILE, save_backbone};
 use relab_core::train::extract_with;
 use relab_core::{Error, Result};
@@ -75,7 +76,8 @@ impl ImageNetEncoder {
                 format!("the imagenet encoder is a 3-channel resnet50_imagenet, not {}", serde_json::json!(config)),
             ));
         }
-        let (mut backbone, config) = network::resnet50(record.stem, config.num_classes, device);
+        let (mut backbone, config) =
+            to_overwrite(device, || network::resnet50(record.stem, config.num_classes, device));
         let weights = dir.join(WEIGHTS_FILE);
         let tensors: Vec<_> = SafetensorsStore::from_file(&weights)
             .get_all_tensors()

@@ -35,7 +35,10 @@ impl SslMethod for ImageNetTransfer {
     fn pretrain(&mut self, ctx: &mut StageContext, data: &Dataset) -> Result<Box<dyn Encoder>> {
         let p = &self.params;
         let weights = p.weights.clone().ok_or_else(|| Error::stage("pretrain", "weights: required"))?;
-        let (backbone, config, ignored) = torchvision::load_resnet50(&weights, p.stem, data.num_classes, &ctx.device)?;
+        // The head (torchvision's `fc` is not loaded) keeps its seeded draw.
+        let device = ctx.device.clone();
+        let (backbone, config, ignored) =
+            ctx.init(|| torchvision::load_resnet50(&weights, p.stem, data.num_classes, &device))?;
         tracing::info!("ImageNet ResNet-50 loaded from {} ({} tensors ignored)", weights.display(), ignored.len());
         ctx.log(serde_json::json!({ "weights": weights, "ignored": ignored }))?;
         let record = EncoderRecord {

@@ -14,7 +14,8 @@ use relab_core::{Error, Result};
 pub const HEAD_PREFIX: &str = "linear.";
 
 /// torchvision's ResNet-50 with `stem`, three input channels and a `num_classes`-way linear head, its
-/// parameters drawn now (torchvision's initialisation) so that the head is fixed by the device seed.
+/// parameters drawn now (torchvision's initialisation): build it inside `StageContext::init` or `nn::seeded` so that
+/// the head is fixed by the seed.
 ///
 /// The variant is [`Backbone::ResNet50ImageNet`] whatever the stem: the stems differ in stride, padding and
 /// max-pool only, so both hold the same tensors.

@@ -17,6 +17,7 @@ use relab_core::component::{Encoder, StageContext};
 use relab_core::data::augment::{Augment, CenterCrop, Pipeline, Resize};
 use relab_core::data::{ImageSet, LoaderConfig, for_each_batch};
 use relab_core::experiment::FeatureOutput;
+use relab_core::nn::seeded::to_overwrite;
 use relab_core::nn::{ProjectionHead, load_backbone, save_backbone};
 use relab_core::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -70,7 +71,8 @@ impl ImixEncoder {
             .map_err(|e| Error::format(&path, format!("not an iMix encoder description: {e}")))?;
         let (backbone, config) = load_backbone(dir, &device)?;
         let spec = NetSpec { backbone: config, head_hidden: record.head_hidden, head_output: record.head_output };
-        let head = load_head(&dir.join(HEAD_FILE), spec.head_config().init(&device))?;
+        let shell = to_overwrite(&device, || spec.head_config().init(&device));
+        let head = load_head(&dir.join(HEAD_FILE), shell)?;
         Ok(ImixEncoder::new(ImixNet { backbone, head }, spec, record, &device, batch_size))
     }
 

@@ -121,7 +121,8 @@ impl SslMethod for Imix {
             p.projection_hidden,
             p.projection_dim,
         );
-        let mut net = spec.init(&ctx.device.clone().autodiff());
+        let device = ctx.device.clone().autodiff();
+        let mut net = ctx.init(|| spec.init(&device));
         let mut optimiser = Optimiser::sgd(&p.optimizer);
         let mut progress = Progress::default();
         if let Some((saved, dir)) = ctx.restore_checkpoint::<Progress>()? {

@@ -8,6 +8,7 @@ use relab_core::burn::optim::GradientsParams;
 use relab_core::burn::tensor::{Device, Tensor, TensorData};
 use relab_core::component::{Encoder, SemiSupervisedLearner, StageContext};
 use relab_core::data::{Batch, BatchIter, Dataset, ImageSet, LoaderConfig, for_each_batch};
+use relab_core::nn::seeded::to_overwrite;
 use relab_core::nn::{Backbone, BackboneConfig, save_backbone};
 use relab_core::registry::{ParamError, PluginInfo};
 use relab_core::train::guard::scalar;
@@ -120,11 +121,12 @@ impl SemiSupervisedLearner for PseudoLabel {
         let split = Split::new(data, labeled, p)?;
         let device = ctx.device.clone().autodiff();
         let config = BackboneConfig::new(p.backbone, data.train.channels, data.num_classes);
+        let fresh = ctx.init(|| config.init(&device));
         let mut run = Run {
             p,
             data,
             two_stream: TwoStream { batch_size: p.batch_size, labeled_per_batch: p.labeled_per_batch },
-            model: config.init(&device),
+            model: fresh,
             config,
             optimiser: Optimiser::sgd(&p.optimizer),
             labels: SoftLabels::new(data.train.len(), data.num_classes, labeled),
@@ -148,7 +150,8 @@ impl SemiSupervisedLearner for PseudoLabel {
                     run.labels = run.labels.load(&dir.join(LABELS))?;
                 }
                 if saved.swa_snapshots > 0 {
-                    let average = load_module(&dir, SWA, run.config.init(&ctx.device))?;
+                    let shell = to_overwrite(&ctx.device, || run.config.init(&ctx.device));
+                    let average = load_module(&dir, SWA, shell)?;
                     run.swa = Swa::resume(average, saved.swa_snapshots);
                 }
                 run.progress = saved;

@@ -67,7 +67,7 @@ impl<'a> NoisyTraining<'a> {
         let p = params;
         let device = ctx.device.clone().autodiff();
         let config = BackboneConfig::new(p.backbone, data.train.channels, data.num_classes);
-        let model: Backbone = config.init(&device);
+        let model: Backbone = ctx.init(|| config.init(&device));
         let optimiser = Optimiser::sgd(&p.optimizer);
         let Some((progress, dir)) = ctx.restore_checkpoint::<Progress>()? else {
             let pool = training_pool(data.train.len(), seeds, p.sample, &mut ctx.rng);

@@ -77,7 +77,8 @@ impl SemiSupervisedLearner for Supervised {
         }
         let device = ctx.device.clone().autodiff();
         let config = BackboneConfig::new(p.backbone, data.train.channels, data.num_classes);
-        let mut model: Backbone = initial_weights(&p.init, init, ctx.dir(), config.init(&device), &config, &device)?;
+        let fresh = ctx.init(|| config.init(&device));
+        let mut model: Backbone = initial_weights(&p.init, init, ctx.dir(), fresh, &config, &device)?;
         let mut optimiser = Optimiser::sgd(&p.optimizer);
         let mut progress = Progress { epoch: 0, step: 0, history: Vec::new() };
         if let Some((saved, dir)) = ctx.restore_checkpoint::<Progress>()? {
