@@ -4,6 +4,7 @@
 //! [`pipeline`] with content-hash caching, datasets ([`data`]), artifacts ([`artifact`]) and the backend choice
 //! ([`device`]). Plugins depend on this crate; this crate never names a plugin.
 
+pub mod abi;
 pub mod artifact;
 pub mod bench;
 pub mod component;
@@ -23,3 +24,6 @@ pub use burn;
 pub use error::{Error, Result};
 /// Re-exported so that `submit_plugin!` works in plugin crates without their own dependency on it.
 pub use inventory;
+/// Re-exported so that a plugin crate can depend on relab-core alone, and a plugin library uses the host's very
+/// versions of the crates whose types cross the boundary (serde values, the stage RNG, log records).
+pub use {rand, serde, serde_json, tracing};

@@ -9,10 +9,13 @@ mod run;
 mod validate;
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use relab_core::experiment;
+use relab_core::registry::Registry;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -24,6 +27,10 @@ struct Cli {
     /// More log output (-v: debug, -vv: trace). `RUST_LOG` takes precedence.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// Load plugins from this shared library (a relab plugin crate built as a `dylib`). Repeatable; see also
+    /// `RELAB_PLUGIN_PATH` and `plugins:` in experiment files.
+    #[arg(long = "plugin", value_name = "PATH", global = true)]
+    plugins: Vec<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -67,9 +74,9 @@ where
     };
     init_logging(cli.verbose);
     let result = match cli.command {
-        Command::Run(args) => run::run(args),
-        Command::Validate(args) => validate::validate(args),
-        Command::Plugins(cmd) => plugins::plugins(cmd),
+        Command::Run(args) => run::run(args, &cli.plugins),
+        Command::Validate(args) => validate::validate(args, &cli.plugins),
+        Command::Plugins(cmd) => plugins::plugins(cmd, &cli.plugins),
         Command::Data(cmd) => data::data(cmd),
         Command::Report { runs } => report::report(&runs),
         Command::Bench(cmd) => bench::bench(cmd),
@@ -81,6 +88,20 @@ where
             ExitCode::FAILURE
         }
     }
+}
+
+/// The compiled-in plugins, then the libraries of `RELAB_PLUGIN_PATH`, of `--plugin` and of each experiment file's
+/// `plugins:` (after its `--set` overrides).
+fn registry(plugins: &[PathBuf], files: &[&Path], overrides: &[String]) -> anyhow::Result<Registry> {
+    let mut registry = Registry::with_libraries(plugins)?;
+    for file in files {
+        for library in experiment::plugin_libraries(file, overrides)? {
+            registry
+                .load_library(&library)
+                .with_context(|| format!("{}: plugins: cannot use {}", file.display(), library.display()))?;
+        }
+    }
+    Ok(registry)
 }
 
 fn init_logging(verbose: u8) {

@@ -1,16 +1,18 @@
+use std::path::PathBuf;
+
 use clap::Subcommand;
-use relab_core::registry::Registry;
 
 #[derive(Debug, Subcommand)]
 pub enum PluginsCommand {
-    /// Every registered plugin: stage, name, version, where it comes from, summary.
+    /// Every registered plugin: stage, name, version, where it comes from (static: compiled in; dynamic: loaded
+    /// from a library), summary.
     List,
     /// A plugin's parameters with their defaults and one line of help each.
     Describe { name: String },
 }
 
-pub fn plugins(cmd: PluginsCommand) -> anyhow::Result<()> {
-    let registry = Registry::with_static()?;
+pub fn plugins(cmd: PluginsCommand, plugins: &[PathBuf]) -> anyhow::Result<()> {
+    let registry = super::registry(plugins, &[], &[])?;
     match cmd {
         PluginsCommand::List => {
             let rows: Vec<[String; 5]> = registry

@@ -4,7 +4,6 @@ use anyhow::Context;
 use clap::Args;
 use relab_core::experiment;
 use relab_core::pipeline::{self, RunOptions, StageCache};
-use relab_core::registry::Registry;
 use serde_json::Value;
 
 #[derive(Debug, Args)]
@@ -28,8 +27,8 @@ pub struct RunArgs {
     cache_dir: Option<PathBuf>,
 }
 
-pub fn run(args: RunArgs) -> anyhow::Result<()> {
-    let registry = Registry::with_static()?;
+pub fn run(args: RunArgs, plugins: &[PathBuf]) -> anyhow::Result<()> {
+    let registry = super::registry(plugins, &[&args.experiment], &args.set)?;
     let runs = experiment::load(&args.experiment, &args.set, &registry)?;
     let name = runs[0].experiment.name.clone().unwrap_or_else(|| "run".into());
     let base = args.out.unwrap_or_else(|| PathBuf::from("runs").join(&name));

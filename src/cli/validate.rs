@@ -1,7 +1,6 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use relab_core::registry::Registry;
 use relab_core::{data, experiment};
 
 #[derive(Debug, Args)]
@@ -18,8 +17,9 @@ pub struct ValidateArgs {
     require_data: bool,
 }
 
-pub fn validate(args: ValidateArgs) -> anyhow::Result<()> {
-    let registry = Registry::with_static()?;
+pub fn validate(args: ValidateArgs, plugins: &[PathBuf]) -> anyhow::Result<()> {
+    let files: Vec<&std::path::Path> = args.files.iter().map(PathBuf::as_path).collect();
+    let registry = super::registry(plugins, &files, &args.set)?;
     let mut failed = 0;
     for file in &args.files {
         match experiment::load(file, &args.set, &registry) {

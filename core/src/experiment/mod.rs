@@ -19,7 +19,7 @@ mod sweep;
 mod tree;
 mod validate;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, ConfigErrorKind, Location};
 pub use schema::*;
@@ -55,6 +55,31 @@ pub fn load_str(
     registry: &Registry,
 ) -> Result<Vec<ResolvedRun>, ConfigError> {
     resolve(load::load_text(text, file_name)?, file_name, overrides, registry)
+}
+
+/// The plugin libraries the experiment at `path` names (`plugins:`, after `extends:` and `--set`), absolute: what
+/// to load into the [`Registry`] before [`load`] checks the stages that use them.
+pub fn plugin_libraries(path: &Path, overrides: &[String]) -> Result<Vec<PathBuf>, ConfigError> {
+    libraries_of(load::load_file(path)?, overrides)
+}
+
+/// As [`plugin_libraries`], for text that claims to come from `file_name`.
+pub fn plugin_libraries_str(text: &str, file_name: &Path, overrides: &[String]) -> Result<Vec<PathBuf>, ConfigError> {
+    libraries_of(load::load_text(text, file_name)?, overrides)
+}
+
+fn libraries_of(loaded: load::Loaded, overrides: &[String]) -> Result<Vec<PathBuf>, ConfigError> {
+    let load::Loaded { mut tree, mut origins } = loaded;
+    for o in overrides {
+        let o = overrides::parse(o)?;
+        if !o.is_sweep() {
+            overrides::apply(&mut tree, &mut origins, &o)?;
+        }
+    }
+    let keys = paths::library_keys(&tree);
+    paths::absolutize_keys(&mut tree, &origins, keys.clone());
+    // Anything but a list of paths is left for the schema check of `load` to report.
+    Ok(keys.iter().filter_map(|k| tree::get(&tree, k).and_then(Value::as_str)).map(PathBuf::from).collect())
 }
 
 fn resolve(

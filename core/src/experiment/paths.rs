@@ -1,7 +1,7 @@
-//! Values that are file paths (`dataset.root`, `dataset.seeds`, `stages.*.from`, and the parameters a stage's plugin
-//! declares in [`PluginParams::PATHS`](crate::registry::PluginParams::PATHS)) are written relative to the file that
-//! wrote them, so that inheriting a file from another folder keeps them right; a `--set` path is relative to the
-//! working directory. The resolved tree stores them absolute (a leading `~/` is the home directory).
+//! Values that are file paths (`dataset.root`, `dataset.seeds`, `stages.*.from`, `plugins.*`, and the parameters a
+//! stage's plugin declares in [`PluginParams::PATHS`](crate::registry::PluginParams::PATHS)) are written relative to
+//! the file that wrote them, so that inheriting a file from another folder keeps them right; a `--set` path is
+//! relative to the working directory. The resolved tree stores them absolute (a leading `~/` is the home directory).
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +17,7 @@ use crate::registry::{Registry, Slot};
 pub(crate) fn path_keys(tree: &Value, registry: &Registry) -> Vec<KeyPath> {
     let key = |parts: &[&str]| parts.iter().map(|s| s.to_string()).collect::<KeyPath>();
     let mut keys = vec![key(&["dataset", "root"]), key(&["dataset", "seeds"])];
+    keys.extend(library_keys(tree));
     if let Some(Value::Mapping(stages)) = tree::get(tree, &key(&["stages"])) {
         for (stage, params) in stages {
             let stage = tree::segment(stage);
@@ -31,9 +32,22 @@ pub(crate) fn path_keys(tree: &Value, registry: &Registry) -> Vec<KeyPath> {
     keys
 }
 
+/// The key paths of the `plugins:` list's items.
+pub(crate) fn library_keys(tree: &Value) -> Vec<KeyPath> {
+    match tree::get(tree, &["plugins".to_string()]) {
+        Some(Value::Sequence(items)) => (0..items.len()).map(|i| vec!["plugins".into(), i.to_string()]).collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// Rewrites every relative path value as an absolute one, relative to the directory of whoever wrote it.
 pub(crate) fn absolutize(tree: &mut Value, origins: &Origins, registry: &Registry) {
-    for key in path_keys(tree, registry) {
+    absolutize_keys(tree, origins, path_keys(tree, registry));
+}
+
+/// Rewrites the relative path values at `keys` as absolute ones.
+pub(crate) fn absolutize_keys(tree: &mut Value, origins: &Origins, keys: Vec<KeyPath>) {
+    for key in keys {
         let Some(Value::String(text)) = tree::get(tree, &key) else {
             continue;
         };

@@ -23,6 +23,10 @@ pub struct Experiment {
     pub dataset: DatasetConfig,
     #[serde(default)]
     pub stages: Stages,
+    /// Plugin libraries to load before the stages are checked (relative to the file that names them; a file that
+    /// extends another replaces its list, as with any list).
+    #[serde(default)]
+    pub plugins: Vec<PathBuf>,
 }
 
 fn default_seed() -> u64 {

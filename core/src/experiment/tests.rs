@@ -359,7 +359,7 @@ fn set_overrides_are_typed_and_create_keys() {
     );
     assert_eq!(
         error(text, &["sed=2"]),
-        "--set sed=2: sed: unknown key; expected one of name, seed, backend, device, dataset, stages; did you mean `seed`?"
+        "--set sed=2: sed: unknown key; expected one of name, seed, backend, device, dataset, stages, plugins; did you mean `seed`?"
     );
     assert!(error(text, &["nonsense"]).starts_with("--set nonsense: bad override: no `=`"));
 }
@@ -403,7 +403,7 @@ fn unknown_top_level_key_with_suggestion_and_position() {
     let text = "name: x\ndataset: {name: mnist}\n\nsed: 2\n";
     assert_eq!(
         error(text, &[]),
-        "experiments/x.yaml:4:1: sed: unknown key; expected one of name, seed, backend, device, dataset, stages; did you mean `seed`?"
+        "experiments/x.yaml:4:1: sed: unknown key; expected one of name, seed, backend, device, dataset, stages, plugins; did you mean `seed`?"
     );
     let text = "dataset:\n  name: mnist\n  labels_per_clas: 4\n";
     assert_eq!(
@@ -546,4 +546,28 @@ fn more_messages() {
     let text = "dataset: &d {name: mnist}\nstages:\n  <<: {propagate: {plugin: nearest-seed}}\n";
     let run = &super::tests::runs(text, &[]).unwrap()[0];
     assert_eq!(run.experiment.stages.propagate.as_ref().unwrap().plugin.as_deref(), Some("nearest-seed"));
+}
+
+#[test]
+fn plugin_libraries_are_relative_to_their_file_and_must_be_loaded_before_the_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().canonicalize().unwrap();
+    std::fs::create_dir(root.join("base")).unwrap();
+    std::fs::write(root.join("base/librot.so"), b"").unwrap();
+    std::fs::write(root.join("base/base.yaml"), "plugins: [librot.so]\ndataset: { name: fashion-mnist }\n").unwrap();
+    let exp = root.join("exp.yaml");
+    std::fs::write(&exp, "extends: base/base.yaml\n").unwrap();
+
+    assert_eq!(plugin_libraries(&exp, &[]).unwrap(), vec![root.join("base/librot.so")]);
+    // A --set path is relative to the working directory and replaces the list.
+    assert_eq!(
+        plugin_libraries(&exp, &["plugins=[/opt/libx.so]".into()]).unwrap(),
+        vec![PathBuf::from("/opt/libx.so")]
+    );
+
+    // A library the registry has not loaded is refused at its value, so are missing files.
+    let err = load(&exp, &[], &registry()).unwrap_err().to_string();
+    assert!(err.contains("base.yaml:1:") && err.contains("plugins.0") && err.contains("not loaded"), "{err}");
+    let err = load(&exp, &["plugins=[gone.so]".into()], &registry()).unwrap_err().to_string();
+    assert!(err.contains("plugins.0") && err.contains("gone.so"), "{err}");
 }

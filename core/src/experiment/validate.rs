@@ -25,6 +25,24 @@ pub(crate) fn check(tree: &Value, origins: &Origins, registry: &Registry) -> Res
             plugin_stage(slot, stage, origins, registry)?;
         }
     }
+    for (i, library) in experiment.plugins.iter().enumerate() {
+        let key = vec!["plugins".to_string(), i.to_string()];
+        let kind = if !library.exists() {
+            ConfigErrorKind::FileNotFound { path: library.clone() }
+        } else if !registry.has_library(library) {
+            ConfigErrorKind::Invalid {
+                message: format!(
+                    "plugin library {} is not loaded into the registry (relab loads `plugins:` before it checks the \
+                     stages; a program of its own reads them with experiment::plugin_libraries and calls \
+                     Registry::load_library)",
+                    library.display()
+                ),
+            }
+        } else {
+            continue;
+        };
+        return Err(ConfigError::new(origins.value_location(&key), tree::dotted(&key), kind));
+    }
     let mut files = vec![
         (path(&["dataset", "seeds"]), experiment.dataset.seeds.as_deref()),
         (path(&["stages", "features", "from"]), stages.features.as_ref().and_then(|f| f.from.as_deref())),

@@ -1,5 +1,7 @@
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
+use super::dynamic;
 use super::entry::{PluginEntry, Slot, StaticPlugin};
 use crate::{Error, Result};
 
@@ -8,12 +10,15 @@ use crate::{Error, Result};
 pub enum Origin {
     /// Compiled into this binary, by the named crate.
     Static { crate_name: &'static str },
+    /// Loaded at run time from a shared library (its canonical path), defined by the named crate.
+    Dynamic { crate_name: &'static str, library: PathBuf },
 }
 
 impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Origin::Static { crate_name } => write!(f, "static ({crate_name})"),
+            Origin::Dynamic { crate_name, library } => write!(f, "dynamic ({crate_name}, {})", library.display()),
         }
     }
 }
@@ -22,6 +27,8 @@ impl std::fmt::Display for Origin {
 #[derive(Debug, Default)]
 pub struct Registry {
     entries: BTreeMap<(Slot, &'static str), (PluginEntry, Origin)>,
+    /// Canonical paths of the libraries loaded into this registry, in load order.
+    libraries: Vec<PathBuf>,
 }
 
 impl Registry {
@@ -34,18 +41,53 @@ impl Registry {
         Ok(registry)
     }
 
+    /// The compiled-in plugins and those of the libraries `RELAB_PLUGIN_PATH` and `libraries` name, in that order.
+    pub fn with_libraries(libraries: &[PathBuf]) -> Result<Self> {
+        let mut registry = Registry::with_static()?;
+        for library in dynamic::libraries_from_env()?.iter().chain(libraries) {
+            registry.load_library(library)?;
+        }
+        Ok(registry)
+    }
+
     /// Adds one entry; a second entry with the same slot and name is refused.
     pub fn add(&mut self, entry: PluginEntry, origin: Origin) -> Result<()> {
-        let key = (entry.slot(), entry.name);
-        if let Some((_, existing)) = self.entries.get(&key) {
-            return Err(Error::Plugin(format!(
+        self.check_free(&entry, &origin)?;
+        self.entries.insert((entry.slot(), entry.name), (entry, origin));
+        Ok(())
+    }
+
+    fn check_free(&self, entry: &PluginEntry, origin: &Origin) -> Result<()> {
+        match self.entries.get(&(entry.slot(), entry.name)) {
+            Some((_, existing)) => Err(Error::Plugin(format!(
                 "{} `{}` is registered twice: by {existing} and by {origin}; rename one of them",
                 entry.slot().kind(),
                 entry.name
-            )));
+            ))),
+            None => Ok(()),
         }
-        self.entries.insert(key, (entry, origin));
+    }
+
+    /// Loads a plugin library (see [`dynamic`]) and adds its entries, all or none: a name that clashes with one
+    /// already registered (or twice in the library) refuses the library. Loading one twice is a no-op.
+    pub fn load_library(&mut self, path: &Path) -> Result<()> {
+        let library = dynamic::load(path)?;
+        if self.libraries.contains(&library.path) {
+            return Ok(());
+        }
+        let origin = Origin::Dynamic { crate_name: library.crate_name, library: library.path.clone() };
+        let mut trial = Registry { entries: self.entries.clone(), libraries: Vec::new() };
+        for entry in &library.entries {
+            trial.add(*entry, origin.clone())?;
+        }
+        self.entries = trial.entries;
+        self.libraries.push(library.path);
         Ok(())
+    }
+
+    /// Whether the library at `path` is loaded into this registry.
+    pub fn has_library(&self, path: &Path) -> bool {
+        path.canonicalize().is_ok_and(|p| self.libraries.contains(&p))
     }
 
     /// The entry for `name` in `slot`; an unknown name lists the known ones, and a name known in another slot says
