@@ -15,15 +15,17 @@ fn profile_dir() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_relab")).parent().unwrap().to_path_buf()
 }
 
-/// Builds the example library (and the binary, so both link the same librelab_core.so whatever features this
-/// test run unified) with the profile of this test run, once per test binary, and returns the library's path.
+/// Builds the example library and the faulty test fixture (and the binary, so that all link the same
+/// librelab_core.so whatever features this test run unified) with the profile of this test run, once per test
+/// binary, and returns the example library's path.
 fn example_library() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
         let dir = profile_dir();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-p", "relab", "-p", "relab-example-rotation", "--target-dir"])
+        cmd.args(["build", "-p", "relab", "-p", "relab-example-rotation", "-p", "relab-test-faulty-plugin"])
+            .arg("--target-dir")
             .arg(dir.parent().unwrap())
             .current_dir(env!("CARGO_MANIFEST_DIR"));
         if dir.file_name().is_some_and(|n| n == "release") {
@@ -35,6 +37,11 @@ fn example_library() -> &'static Path {
         assert!(library.is_file(), "{} was not built", library.display());
         library
     })
+}
+
+/// `tests/fixtures/faulty-plugin`, built with the example.
+fn faulty_library() -> PathBuf {
+    example_library().with_file_name(format!("librelab_test_faulty_plugin.{}", std::env::consts::DLL_EXTENSION))
 }
 
 fn relab(args: &[&str], env: &[(&str, &Path)]) -> Output {
@@ -141,6 +148,30 @@ fn a_name_clash_is_refused_naming_both_libraries() {
     // The same library named twice (flag and environment) is loaded once, not a clash.
     let out = relab(&["--plugin", s(library), "plugins", "list"], &[("RELAB_PLUGIN_PATH", library)]);
     assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn a_failing_registration_and_a_clash_with_a_compiled_in_plugin_are_refused() {
+    let faulty = faulty_library();
+    let path = faulty.canonicalize().unwrap();
+    let run = |how: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_relab"));
+        cmd.args(["--plugin", s(&faulty), "plugins", "list"]).env("RELAB_FAULTY_PLUGIN", how);
+        let out = cmd.env_remove("RELAB_PLUGIN_PATH").output().expect("relab runs");
+        assert!(!out.status.success(), "{how}: {}", text(&out));
+        text(&out)
+    };
+    let message = run("clash");
+    let expected = format!(
+        "SSL method `imix` is registered twice: by static (relab-plugin-imix) and by dynamic \
+         (relab-test-faulty-plugin, {})",
+        path.display()
+    );
+    assert!(message.contains(&expected), "{message}");
+    let message = run("panic");
+    assert!(message.contains(s(&path)) && message.contains("registration panicked: registration failed on purpose"));
+    let message = run("empty");
+    assert!(message.contains(s(&path)) && message.contains("returned no plugins"), "{message}");
 }
 
 #[test]
