@@ -80,9 +80,7 @@ pub struct StageContext {
     /// Seeded from the experiment's seed and the stage, so stages draw independent streams. Saved and restored with
     /// every checkpoint.
     pub rng: ChaCha8Rng,
-    /// Seeds the stage's module constructions ([`StageContext::init`]).
-    stage_seed: u64,
-    /// Modules constructed so far.
+    /// Modules constructed so far ([`StageContext::init`]).
     inits: u64,
     dir: PathBuf,
     resume: bool,
@@ -90,6 +88,12 @@ pub struct StageContext {
     summary: Map<String, Value>,
     checkpoints_saved: u64,
     stop_after_checkpoints: Option<u64>,
+}
+
+/// The seed of a stage's streams. Mixing the stage into the experiment's seed keeps each stage's streams the same
+/// when earlier stages are cached.
+fn stage_seed(seed: u64, stage: StageKind) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (stage as u64 + 1)
 }
 
 /// What the host keeps beside a component's own checkpoint state.
@@ -114,16 +118,13 @@ impl StageContext {
         metrics: MetricsSink,
         resume: bool,
     ) -> Self {
-        // Mixing the stage into the seed keeps each stage's stream the same when earlier stages are cached.
-        let stage_seed = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (stage as u64 + 1);
-        let rng = ChaCha8Rng::seed_from_u64(stage_seed);
+        let rng = ChaCha8Rng::seed_from_u64(stage_seed(seed, stage));
         StageContext {
             stage,
             device,
             backend,
             seed,
             rng,
-            stage_seed,
             inits: 0,
             dir,
             resume,
@@ -138,7 +139,7 @@ impl StageContext {
     /// stage and how many modules the stage built before, whatever other threads of the process draw meanwhile
     /// (see [`crate::nn::seeded`]). The first construction of a stage is seeded with the stage's seed itself.
     pub fn init<T>(&mut self, build: impl FnOnce() -> T) -> T {
-        let seed = self.stage_seed ^ self.inits.wrapping_mul(0xD1B5_4A32_D192_ED03);
+        let seed = stage_seed(self.seed, self.stage) ^ self.inits.wrapping_mul(0xD1B5_4A32_D192_ED03);
         self.inits += 1;
         crate::nn::seeded(&self.device, seed, build)
     }

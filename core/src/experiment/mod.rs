@@ -63,11 +63,6 @@ pub fn plugin_libraries(path: &Path, overrides: &[String]) -> Result<Vec<PathBuf
     libraries_of(load::load_file(path)?, overrides)
 }
 
-/// As [`plugin_libraries`], for text that claims to come from `file_name`.
-pub fn plugin_libraries_str(text: &str, file_name: &Path, overrides: &[String]) -> Result<Vec<PathBuf>, ConfigError> {
-    libraries_of(load::load_text(text, file_name)?, overrides)
-}
-
 fn libraries_of(loaded: load::Loaded, overrides: &[String]) -> Result<Vec<PathBuf>, ConfigError> {
     let load::Loaded { mut tree, mut origins } = loaded;
     for o in overrides {

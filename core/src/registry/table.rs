@@ -52,20 +52,16 @@ impl Registry {
 
     /// Adds one entry; a second entry with the same slot and name is refused.
     pub fn add(&mut self, entry: PluginEntry, origin: Origin) -> Result<()> {
-        self.check_free(&entry, &origin)?;
-        self.entries.insert((entry.slot(), entry.name), (entry, origin));
-        Ok(())
-    }
-
-    fn check_free(&self, entry: &PluginEntry, origin: &Origin) -> Result<()> {
-        match self.entries.get(&(entry.slot(), entry.name)) {
-            Some((_, existing)) => Err(Error::Plugin(format!(
+        let key = (entry.slot(), entry.name);
+        if let Some((_, existing)) = self.entries.get(&key) {
+            return Err(Error::Plugin(format!(
                 "{} `{}` is registered twice: by {existing} and by {origin}; rename one of them",
                 entry.slot().kind(),
                 entry.name
-            ))),
-            None => Ok(()),
+            )));
         }
+        self.entries.insert(key, (entry, origin));
+        Ok(())
     }
 
     /// Loads a plugin library (see [`dynamic`]) and adds its entries, all or none: a name that clashes with one

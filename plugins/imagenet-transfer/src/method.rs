@@ -9,7 +9,7 @@ use relab_core::{Error, Result};
 use crate::encoder::{EncoderRecord, ImageNetEncoder};
 use crate::params::ImageNetParams;
 use crate::preprocess::Preprocess;
-use crate::torchvision;
+use crate::{network, torchvision};
 
 /// torchvision's ImageNet ResNet-50 as a fixed encoder.
 #[derive(Debug, Clone)]
@@ -35,10 +35,10 @@ impl SslMethod for ImageNetTransfer {
     fn pretrain(&mut self, ctx: &mut StageContext, data: &Dataset) -> Result<Box<dyn Encoder>> {
         let p = &self.params;
         let weights = p.weights.clone().ok_or_else(|| Error::stage("pretrain", "weights: required"))?;
-        // The head (torchvision's `fc` is not loaded) keeps its seeded draw.
+        // The head (torchvision's `fc` is not loaded) keeps its seeded draw; the file is read outside the lock.
         let device = ctx.device.clone();
-        let (backbone, config, ignored) =
-            ctx.init(|| torchvision::load_resnet50(&weights, p.stem, data.num_classes, &device))?;
+        let fresh = ctx.init(|| network::resnet50(p.stem, data.num_classes, &device));
+        let (backbone, config, ignored) = torchvision::load_resnet50(&weights, fresh)?;
         tracing::info!("ImageNet ResNet-50 loaded from {} ({} tensors ignored)", weights.display(), ignored.len());
         ctx.log(serde_json::json!({ "weights": weights, "ignored": ignored }))?;
         let record = EncoderRecord {

@@ -11,8 +11,6 @@ use std::path::Path;
 
 use relab_core::burn::store::burn_pack::Tensor as PackTensor;
 use relab_core::burn::store::{ModuleStore, PytorchStore, SafetensorsStore};
-use relab_core::burn::tensor::Device;
-use relab_core::nn::resnet::StemKind;
 use relab_core::nn::{Backbone, BackboneConfig};
 use relab_core::{Error, Result};
 
@@ -186,16 +184,15 @@ pub fn map_state_dict(
     Ok(Mapped { tensors: mapped, ignored })
 }
 
-/// torchvision's ResNet-50 from the state dict in `path`, with `stem` and a fresh `num_classes`-way linear head;
-/// also the torchvision keys left out (`fc.*`, `*.num_batches_tracked`).
+/// torchvision's ResNet-50 from the state dict in `path`, installed into `fresh` (from [`network::resnet50`], built
+/// by the caller so that it alone decides how the head, which the state dict does not set, is seeded); also the
+/// torchvision keys left out (`fc.*`, `*.num_batches_tracked`).
 pub fn load_resnet50(
     path: &Path,
-    stem: StemKind,
-    num_classes: usize,
-    device: &Device,
+    fresh: (Backbone, BackboneConfig),
 ) -> Result<(Backbone, BackboneConfig, Vec<String>)> {
     let tensors = read_state_dict(path)?;
-    let (mut net, config) = network::resnet50(stem, num_classes, device);
+    let (mut net, config) = fresh;
     let mut expected = network::tensor_shapes(&net);
     expected.retain(|name, _| !name.starts_with(network::HEAD_PREFIX));
     let mapped = map_state_dict(path, tensors, &expected)?;

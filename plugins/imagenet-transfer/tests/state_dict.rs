@@ -10,8 +10,14 @@ use relab_core::burn::store::ModuleSnapshot;
 use relab_core::burn::tensor::{Device, Tensor};
 use relab_core::nn::Backbone;
 use relab_core::nn::resnet::{ResNet, ResidualBlock, StemKind};
+use relab_plugin_imagenet_transfer::network;
 use relab_plugin_imagenet_transfer::torchvision::{WEIGHTS_URL, load_resnet50, read_state_dict};
 use support::{Data, Entry, entry, resnet50_state_dict, write_pth, write_safetensors};
+
+/// The network `load_resnet50` installs into, on the CPU.
+fn fresh() -> (Backbone, relab_core::nn::BackboneConfig) {
+    network::resnet50(StemKind::ImageNet, 10, &Device::flex())
+}
 
 fn resnet(net: &Backbone) -> &ResNet {
     match net {
@@ -52,7 +58,7 @@ fn every_tensor_lands_in_its_parameter() {
     let dict = resnet50_state_dict(2);
     let path = dir.path().join("resnet50.safetensors");
     write_safetensors(&path, &dict);
-    let (net, config, ignored) = load_resnet50(&path, StemKind::ImageNet, 10, &Device::flex()).unwrap();
+    let (net, config, ignored) = load_resnet50(&path, fresh()).unwrap();
     assert_eq!((config.num_classes, config.in_channels), (10, 3));
     let mut expected_ignored: Vec<&str> =
         dict.iter().map(|e| e.name.as_str()).filter(|n| n.starts_with("fc.") || n.ends_with("tracked")).collect();
@@ -121,7 +127,7 @@ fn load_error(dict: &[Entry]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("resnet50.safetensors");
     write_safetensors(&path, dict);
-    let err = load_resnet50(&path, StemKind::ImageNet, 10, &Device::flex()).unwrap_err().to_string();
+    let err = load_resnet50(&path, fresh()).unwrap_err().to_string();
     assert!(err.contains(&path.display().to_string()), "names the file: {err}");
     err
 }
@@ -153,17 +159,17 @@ fn a_wrong_shape_names_the_key_and_both_shapes() {
 fn a_missing_file_says_where_torchvision_publishes_the_weights() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("resnet50-0676ba61.pth");
-    let err = load_resnet50(&path, StemKind::ImageNet, 10, &Device::flex()).unwrap_err().to_string();
+    let err = load_resnet50(&path, fresh()).unwrap_err().to_string();
     assert!(err.contains(&path.display().to_string()) && err.contains("not found"), "{err}");
     assert!(err.contains(WEIGHTS_URL) && err.contains("ResNet50_Weights.IMAGENET1K_V1"), "{err}");
     assert_eq!(WEIGHTS_URL, "https://download.pytorch.org/models/resnet50-0676ba61.pth");
 
     let npz = dir.path().join("resnet50.npz");
     std::fs::write(&npz, b"PK").unwrap();
-    let err = load_resnet50(&npz, StemKind::ImageNet, 10, &Device::flex()).unwrap_err().to_string();
+    let err = load_resnet50(&npz, fresh()).unwrap_err().to_string();
     assert!(err.contains("unknown weights format `.npz`"), "{err}");
     let garbage = dir.path().join("resnet50.pth");
     std::fs::write(&garbage, b"not a zip").unwrap();
-    let err = load_resnet50(&garbage, StemKind::ImageNet, 10, &Device::flex()).unwrap_err().to_string();
+    let err = load_resnet50(&garbage, fresh()).unwrap_err().to_string();
     assert!(err.contains("not a readable state dict"), "{err}");
 }
