@@ -14,6 +14,8 @@
 //! norm takes its training path only on an autodiff device (`Module::valid()` gives the evaluation model).
 
 pub mod backbone;
+pub mod conv;
+pub mod conv_cpu;
 pub mod heads;
 pub mod init;
 pub mod ops;

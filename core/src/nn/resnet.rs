@@ -20,6 +20,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
+use super::conv;
 use super::init::{ConvInit, batch_norm, conv2d, pytorch_default};
 use super::ops::global_avg_pool;
 
@@ -182,7 +183,7 @@ pub struct Shortcut {
 
 impl Shortcut {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(self.conv.forward(x))
+        self.bn.forward(conv::forward(&self.conv, x))
     }
 }
 
@@ -205,8 +206,8 @@ pub struct BasicBlock {
 
 impl BasicBlock {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(self.bn1.forward(self.conv1.forward(x.clone())));
-        let out = self.bn2.forward(self.conv2.forward(out));
+        let out = relu(self.bn1.forward(conv::forward(&self.conv1, x.clone())));
+        let out = self.bn2.forward(conv::forward(&self.conv2, out));
         relu(out + shortcut(&self.shortcut, x))
     }
 }
@@ -225,9 +226,9 @@ pub struct Bottleneck {
 
 impl Bottleneck {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(self.bn1.forward(self.conv1.forward(x.clone())));
-        let out = relu(self.bn2.forward(self.conv2.forward(out)));
-        let out = self.bn3.forward(self.conv3.forward(out));
+        let out = relu(self.bn1.forward(conv::forward(&self.conv1, x.clone())));
+        let out = relu(self.bn2.forward(conv::forward(&self.conv2, out)));
+        let out = self.bn3.forward(conv::forward(&self.conv3, out));
         relu(out + shortcut(&self.shortcut, x))
     }
 }
@@ -268,7 +269,7 @@ pub struct ResNet {
 impl ResNet {
     /// The globally average-pooled output of stage 4, `[B, 512·expansion]`.
     pub fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = relu(self.bn1.forward(self.conv1.forward(x)));
+        let mut x = relu(self.bn1.forward(conv::forward(&self.conv1, x)));
         if let Some(pool) = &self.maxpool {
             x = pool.forward(x);
         }

@@ -15,6 +15,7 @@ use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, Linear};
 use burn::prelude::*;
 
+use super::conv;
 use super::init::{ConvInit, batch_norm, conv2d, linear_zero_bias, xavier_normal};
 use super::ops::{global_avg_pool, leaky_relu};
 
@@ -65,10 +66,10 @@ impl WideBlock {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let a = leaky_relu(self.bn1.forward(x.clone()), self.leaky_slope);
         let shortcut_in = if self.activate_before_residual { a.clone() } else { x };
-        let out = self.conv1.forward(a);
-        let out = self.conv2.forward(leaky_relu(self.bn2.forward(out), self.leaky_slope));
+        let out = conv::forward(&self.conv1, a);
+        let out = conv::forward(&self.conv2, leaky_relu(self.bn2.forward(out), self.leaky_slope));
         let shortcut = match &self.shortcut {
-            Some(conv) => conv.forward(shortcut_in),
+            Some(layer) => conv::forward(layer, shortcut_in),
             None => shortcut_in,
         };
         shortcut + out
@@ -141,7 +142,7 @@ impl WrnConfig {
 impl Wrn {
     /// The pooled feature after unit 4 (BN → LeakyReLU → global average pool), `[B, 64k]`.
     pub fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = self.init_conv.forward(x);
+        let mut x = conv::forward(&self.init_conv, x);
         for block in self.unit1.iter().chain(&self.unit2).chain(&self.unit3) {
             x = block.forward(x);
         }

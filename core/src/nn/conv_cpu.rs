@@ -1,0 +1,431 @@
+//! 2-D convolution on the CPU as im2col + GEMM, for f32 NCHW tensors (groups 1, dilation 1, symmetric padding).
+//!
+//! burn's CPU backend computes a convolution's weight gradient as another convolution with the batch and channel
+//! dimensions swapped, which becomes many narrow matrix products (one per input channel, nine columns wide): about
+//! half of a WRN training step went there. Here every pass is one well-shaped GEMM per image on the `gemm` crate:
+//!
+//! * forward: `y_b [O×P] = W [O×CKK] · cols(x_b) [CKK×P]`;
+//! * input gradient: `cols(dx_b) = Wᵀ · dy_b`, scattered back with col2im;
+//! * weight gradient: `dW = Σ_b dy_b · cols(x_b)ᵀ`, each thread summing its share of the batch.
+//!
+//! `P` is the output's pixel count and `CKK` the input channels times the kernel's area. A 1×1 convolution with
+//! stride 1 and no padding needs no im2col: `cols(x_b)` is `x_b` itself.
+
+use gemm::{Parallelism, gemm};
+use rayon::prelude::*;
+
+/// Shapes of one convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvGeometry {
+    pub batch: usize,
+    pub in_channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub out_channels: usize,
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+}
+
+impl ConvGeometry {
+    /// Output height and width.
+    pub fn output_size(&self) -> [usize; 2] {
+        let out = |size: usize, k: usize, s: usize, p: usize| (size + 2 * p - k) / s + 1;
+        [
+            out(self.height, self.kernel[0], self.stride[0], self.padding[0]),
+            out(self.width, self.kernel[1], self.stride[1], self.padding[1]),
+        ]
+    }
+
+    /// Whether the input's size and the padding leave at least one output pixel.
+    pub fn is_valid(&self) -> bool {
+        let fits = |size: usize, k: usize, p: usize| k >= 1 && size + 2 * p >= k;
+        self.stride.iter().all(|&s| s >= 1)
+            && fits(self.height, self.kernel[0], self.padding[0])
+            && fits(self.width, self.kernel[1], self.padding[1])
+    }
+
+    fn pixels_in(&self) -> usize {
+        self.height * self.width
+    }
+
+    fn pixels_out(&self) -> usize {
+        let [h, w] = self.output_size();
+        h * w
+    }
+
+    /// Rows of the im2col matrix: input channels × kernel area.
+    fn patch_len(&self) -> usize {
+        self.in_channels * self.kernel[0] * self.kernel[1]
+    }
+
+    /// A 1×1 convolution with stride 1 and no padding, whose im2col matrix is the image itself.
+    fn is_pointwise(&self) -> bool {
+        self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0, 0]
+    }
+
+    fn input_len(&self) -> usize {
+        self.in_channels * self.pixels_in()
+    }
+
+    fn output_len(&self) -> usize {
+        self.out_channels * self.pixels_out()
+    }
+
+    fn weight_len(&self) -> usize {
+        self.out_channels * self.patch_len()
+    }
+}
+
+/// For each kernel row `ky` (or column), the output positions whose input row `o·s + ky − p` lies inside the image:
+/// the half-open range of output indices.
+fn valid_outputs(out: usize, size: usize, k: usize, s: usize, p: usize) -> (usize, usize) {
+    // o·s + k − p ≥ 0  ⇔  o ≥ ⌈(p − k)/s⌉;  o·s + k − p < size  ⇔  o < ⌈(size + p − k)/s⌉.
+    let lo = if p > k { (p - k).div_ceil(s) } else { 0 };
+    let hi = if size + p > k { (size + p - k).div_ceil(s).min(out) } else { 0 };
+    (lo.min(hi), hi)
+}
+
+/// Writes the im2col matrix of one image, `[C·KH·KW, P]` row-major, zero where the kernel overlaps the padding.
+fn im2col(image: &[f32], g: &ConvGeometry, cols: &mut [f32]) {
+    let [ho, wo] = g.output_size();
+    let [kh, kw] = g.kernel;
+    let [sh, sw] = g.stride;
+    let [ph, pw] = g.padding;
+    let p = ho * wo;
+    let mut row = 0;
+    for c in 0..g.in_channels {
+        let plane = &image[c * g.pixels_in()..(c + 1) * g.pixels_in()];
+        for ky in 0..kh {
+            let (y_lo, y_hi) = valid_outputs(ho, g.height, ky, sh, ph);
+            for kx in 0..kw {
+                let (x_lo, x_hi) = valid_outputs(wo, g.width, kx, sw, pw);
+                let dst = &mut cols[row * p..(row + 1) * p];
+                dst.fill(0.0);
+                for oy in y_lo..y_hi {
+                    let iy = oy * sh + ky - ph;
+                    let src = &plane[iy * g.width..(iy + 1) * g.width];
+                    let out = &mut dst[oy * wo..(oy + 1) * wo];
+                    if sw == 1 {
+                        let ix = x_lo + kx - pw;
+                        out[x_lo..x_hi].copy_from_slice(&src[ix..ix + (x_hi - x_lo)]);
+                    } else {
+                        for ox in x_lo..x_hi {
+                            out[ox] = src[ox * sw + kx - pw];
+                        }
+                    }
+                }
+                row += 1;
+            }
+        }
+    }
+}
+
+/// Adds an im2col matrix back onto the image it came from (the adjoint of [`im2col`]).
+fn col2im(cols: &[f32], g: &ConvGeometry, image: &mut [f32]) {
+    let [ho, wo] = g.output_size();
+    let [kh, kw] = g.kernel;
+    let [sh, sw] = g.stride;
+    let [ph, pw] = g.padding;
+    let p = ho * wo;
+    image.fill(0.0);
+    let mut row = 0;
+    for c in 0..g.in_channels {
+        let plane = &mut image[c * g.pixels_in()..(c + 1) * g.pixels_in()];
+        for ky in 0..kh {
+            let (y_lo, y_hi) = valid_outputs(ho, g.height, ky, sh, ph);
+            for kx in 0..kw {
+                let (x_lo, x_hi) = valid_outputs(wo, g.width, kx, sw, pw);
+                let src = &cols[row * p..(row + 1) * p];
+                for oy in y_lo..y_hi {
+                    let iy = oy * sh + ky - ph;
+                    let dst = &mut plane[iy * g.width..(iy + 1) * g.width];
+                    let from = &src[oy * wo..(oy + 1) * wo];
+                    if sw == 1 {
+                        // Contiguous on both sides, so the compiler vectorises it (the strided loop below does not).
+                        let ix = x_lo + kx - pw;
+                        let to = &mut dst[ix..ix + (x_hi - x_lo)];
+                        to.iter_mut().zip(&from[x_lo..x_hi]).for_each(|(d, v)| *d += v);
+                    } else {
+                        for ox in x_lo..x_hi {
+                            dst[ox * sw + kx - pw] += from[ox];
+                        }
+                    }
+                }
+                row += 1;
+            }
+        }
+    }
+}
+
+/// `dst [m×n] = (accumulate ? dst : 0) + lhs [m×k] · rhs [k×n]`, every matrix given by its row and column strides.
+#[allow(clippy::too_many_arguments)]
+fn matmul(
+    dst: &mut [f32],
+    accumulate: bool,
+    (m, n, k): (usize, usize, usize),
+    lhs: &[f32],
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: &[f32],
+    (rhs_rs, rhs_cs): (usize, usize),
+) {
+    debug_assert!(dst.len() >= m * n);
+    debug_assert!(m == 0 || k == 0 || lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs);
+    debug_assert!(k == 0 || n == 0 || rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
+    // SAFETY: the asserted lengths cover every element the strides address, and `dst` does not alias the inputs
+    // (it is a `&mut` borrow while they are shared borrows).
+    unsafe {
+        gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        );
+    }
+}
+
+/// The convolution `y = conv(x, w)`: `x` is `[B, C, H, W]`, `weight` is `[O, C, KH, KW]`, `y` is `[B, O, HO, WO]`.
+pub fn forward(x: &[f32], weight: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    assert_lengths(g, x.len(), weight.len(), None);
+    let (o, ckk, p) = (g.out_channels, g.patch_len(), g.pixels_out());
+    let mut y = vec![0.0f32; g.batch * g.output_len()];
+    y.par_chunks_mut(g.output_len().max(1)).zip(x.par_chunks(g.input_len().max(1))).for_each_init(
+        || scratch(g),
+        |cols, (y_b, x_b)| {
+            let cols = patches(x_b, g, cols);
+            matmul(y_b, false, (o, p, ckk), weight, (ckk, 1), cols, (p, 1));
+        },
+    );
+    y
+}
+
+/// The gradient with respect to the input, `[B, C, H, W]`, of a convolution whose output gradient is `dy`.
+pub fn input_grad(weight: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    assert_lengths(g, g.batch * g.input_len(), weight.len(), Some(dy.len()));
+    let (o, ckk, p) = (g.out_channels, g.patch_len(), g.pixels_out());
+    let mut dx = vec![0.0f32; g.batch * g.input_len()];
+    dx.par_chunks_mut(g.input_len().max(1)).zip(dy.par_chunks(g.output_len().max(1))).for_each_init(
+        || scratch(g),
+        |cols, (dx_b, dy_b)| {
+            if g.is_pointwise() {
+                matmul(dx_b, false, (ckk, p, o), weight, (1, ckk), dy_b, (p, 1));
+            } else {
+                matmul(cols, false, (ckk, p, o), weight, (1, ckk), dy_b, (p, 1));
+                col2im(cols, g, dx_b);
+            }
+        },
+    );
+    dx
+}
+
+/// The gradient with respect to the weight, `[O, C, KH, KW]`, summed over the batch.
+pub fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    assert_lengths(g, x.len(), g.weight_len(), Some(dy.len()));
+    let (o, ckk, p) = (g.out_channels, g.patch_len(), g.pixels_out());
+    // One contiguous share of the batch per thread, each with its own sum, so that the result does not depend on
+    // how rayon schedules the work (only on the thread count).
+    let shares = rayon::current_num_threads().clamp(1, g.batch.max(1));
+    let per_share = g.batch.div_ceil(shares).max(1);
+    let partials: Vec<Vec<f32>> = (0..shares)
+        .into_par_iter()
+        .map(|share| {
+            let mut dw = vec![0.0f32; g.weight_len()];
+            let mut cols = scratch(g);
+            let first = share * per_share;
+            for b in first..(first + per_share).min(g.batch) {
+                let x_b = &x[b * g.input_len()..(b + 1) * g.input_len()];
+                let dy_b = &dy[b * g.output_len()..(b + 1) * g.output_len()];
+                let cols = patches(x_b, g, &mut cols);
+                // dW [O×CKK] += dy_b [O×P] · cols [CKK×P]ᵀ
+                matmul(&mut dw, b > first, (o, ckk, p), dy_b, (p, 1), cols, (1, p));
+            }
+            dw
+        })
+        .collect();
+    let mut shares = partials.into_iter();
+    let mut dw = shares.next().unwrap_or_else(|| vec![0.0; g.weight_len()]);
+    for partial in shares {
+        dw.iter_mut().zip(&partial).for_each(|(a, b)| *a += b);
+    }
+    dw
+}
+
+/// The im2col buffer of one image (empty for a pointwise convolution, which needs none).
+fn scratch(g: &ConvGeometry) -> Vec<f32> {
+    if g.is_pointwise() { Vec::new() } else { vec![0.0; g.patch_len() * g.pixels_out()] }
+}
+
+/// The im2col matrix of one image: the image itself for a pointwise convolution, else written into `cols`.
+fn patches<'a>(image: &'a [f32], g: &ConvGeometry, cols: &'a mut [f32]) -> &'a [f32] {
+    if g.is_pointwise() {
+        image
+    } else {
+        im2col(image, g, cols);
+        cols
+    }
+}
+
+fn assert_lengths(g: &ConvGeometry, x: usize, weight: usize, dy: Option<usize>) {
+    assert!(g.is_valid(), "convolution geometry leaves no output: {g:?}");
+    assert_eq!(x, g.batch * g.input_len(), "input length for {g:?}");
+    assert_eq!(weight, g.weight_len(), "weight length for {g:?}");
+    if let Some(dy) = dy {
+        assert_eq!(dy, g.batch * g.output_len(), "output-gradient length for {g:?}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The convolution written out as its definition, in f64.
+    fn direct(x: &[f32], w: &[f32], g: &ConvGeometry) -> Vec<f64> {
+        let [ho, wo] = g.output_size();
+        let mut y = vec![0.0f64; g.batch * g.out_channels * ho * wo];
+        for b in 0..g.batch {
+            for o in 0..g.out_channels {
+                for oy in 0..ho {
+                    for ox in 0..wo {
+                        let mut s = 0.0f64;
+                        for c in 0..g.in_channels {
+                            for ky in 0..g.kernel[0] {
+                                for kx in 0..g.kernel[1] {
+                                    let iy = (oy * g.stride[0] + ky) as isize - g.padding[0] as isize;
+                                    let ix = (ox * g.stride[1] + kx) as isize - g.padding[1] as isize;
+                                    if iy < 0 || ix < 0 || iy >= g.height as isize || ix >= g.width as isize {
+                                        continue;
+                                    }
+                                    let xv = x
+                                        [((b * g.in_channels + c) * g.height + iy as usize) * g.width + ix as usize]
+                                        as f64;
+                                    let wv = w[((o * g.in_channels + c) * g.kernel[0] + ky) * g.kernel[1] + kx] as f64;
+                                    s += xv * wv;
+                                }
+                            }
+                        }
+                        y[((b * g.out_channels + o) * ho + oy) * wo + ox] = s;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        // A small deterministic generator: values in [−1, 1) with no structure the kernels could exploit.
+        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (state as f64 / u32::MAX as f64 * 2.0 - 1.0) as f32
+            })
+            .collect()
+    }
+
+    fn geometries() -> Vec<ConvGeometry> {
+        let g = |batch, c, h, w, o, k: usize, s: usize, p: usize| ConvGeometry {
+            batch,
+            in_channels: c,
+            height: h,
+            width: w,
+            out_channels: o,
+            kernel: [k, k],
+            stride: [s, s],
+            padding: [p, p],
+        };
+        vec![
+            g(3, 2, 5, 5, 4, 3, 1, 1), // a WRN 3×3
+            g(2, 3, 7, 6, 5, 3, 2, 1), // strided, odd and non-square
+            g(2, 4, 6, 6, 3, 1, 2, 0), // a strided 1×1 shortcut
+            g(2, 4, 5, 3, 6, 1, 1, 0), // pointwise: no im2col
+            g(1, 3, 9, 9, 2, 7, 2, 3), // an ImageNet stem
+            g(2, 1, 4, 4, 2, 3, 1, 0), // no padding
+            g(1, 2, 3, 3, 2, 5, 1, 2), // a kernel larger than the image
+            g(5, 2, 4, 4, 3, 3, 1, 1), // more images than threads
+        ]
+    }
+
+    fn assert_close(got: &[f32], want: &[f64], what: &str, g: &ConvGeometry) {
+        assert_eq!(got.len(), want.len(), "{what} length for {g:?}");
+        for (i, (a, b)) in got.iter().zip(want).enumerate() {
+            assert!((*a as f64 - b).abs() <= 1e-5 * (1.0 + b.abs()), "{what}[{i}] = {a}, want {b}, for {g:?}");
+        }
+    }
+
+    #[test]
+    fn forward_matches_the_definition() {
+        for (i, g) in geometries().iter().enumerate() {
+            let x = values(g.batch * g.input_len(), i as u32);
+            let w = values(g.weight_len(), 100 + i as u32);
+            assert_close(&forward(&x, &w, g), &direct(&x, &w, g), "y", g);
+        }
+    }
+
+    /// The gradients of `L = Σ dy ⊙ conv(x, w)` are linear in `dy`: ∂L/∂x_j = Σ_i dy_i ∂y_i/∂x_j, and the
+    /// definition gives ∂y_i/∂x_j by convolving a one-hot input.
+    #[test]
+    fn gradients_match_the_definition() {
+        for (i, g) in geometries().iter().enumerate() {
+            let x = values(g.batch * g.input_len(), i as u32);
+            let w = values(g.weight_len(), 100 + i as u32);
+            let dy = values(g.batch * g.output_len(), 200 + i as u32);
+            let dot = |y: &[f64]| y.iter().zip(&dy).map(|(a, b)| a * *b as f64).sum::<f64>();
+            let want_dx: Vec<f64> = (0..x.len())
+                .map(|j| {
+                    let mut e = vec![0.0f32; x.len()];
+                    e[j] = 1.0;
+                    dot(&direct(&e, &w, g))
+                })
+                .collect();
+            let want_dw: Vec<f64> = (0..w.len())
+                .map(|j| {
+                    let mut e = vec![0.0f32; w.len()];
+                    e[j] = 1.0;
+                    dot(&direct(&x, &e, g))
+                })
+                .collect();
+            assert_close(&input_grad(&w, &dy, g), &want_dx, "dx", g);
+            assert_close(&weight_grad(&x, &dy, g), &want_dw, "dw", g);
+        }
+    }
+
+    #[test]
+    fn valid_output_ranges_keep_the_kernel_inside_the_image() {
+        // size 5, kernel offset 0, stride 1, padding 1: output 0 reads row −1.
+        assert_eq!(valid_outputs(5, 5, 0, 1, 1), (1, 5));
+        // kernel offset 2 reads row o + 1: output 4 reads row 5, outside.
+        assert_eq!(valid_outputs(5, 5, 2, 1, 1), (0, 4));
+        // stride 2, padding 3, offset 0 on a 9-wide image with 5 outputs: rows −3, −1, 1, 3, 5.
+        assert_eq!(valid_outputs(5, 9, 0, 2, 3), (2, 5));
+        // a kernel offset beyond every row.
+        assert_eq!(valid_outputs(3, 3, 4, 1, 0), (0, 0));
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_thread_pool() {
+        let g = geometries()[7];
+        let x = values(g.batch * g.input_len(), 7);
+        let dy = values(g.batch * g.output_len(), 8);
+        let one = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let a = one.install(|| weight_grad(&x, &dy, &g));
+        let b = one.install(|| weight_grad(&x, &dy, &g));
+        assert_eq!(a, b);
+    }
+}
