@@ -31,12 +31,12 @@ fn params() -> ImixParams {
     serde_yaml::from_str(
         "
         backbone: wrn10_2
-        epochs: 4
+        epochs: 8
         batch_size: 128
         images_per_epoch: 1024
         schedule: { lr: 0.1 }
         augment: [{resized_crop: {size: 16, scale: [0.2, 1.0]}}, flip, color_jitter]
-        monitor_every: 4
+        monitor_every: 8
         ",
     )
     .unwrap()
