@@ -70,8 +70,18 @@ fn the_main_job_shortened_fills_the_run_folder_and_beats_chance() {
     }
     assert_eq!(npy_len(&out.join("seeds.npy")), 40);
     assert_eq!(npy_len(&out.join("propagate/labels.npy")), 3000);
-    assert_eq!(npy_len(&out.join("select/subset.npy")), 200);
     eprintln!("{}", fs::read_to_string(out.join("summary.json")).unwrap());
+    let summary: Value = serde_json::from_str(&fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    // 20 per class, less what a class short of candidates in the 1,000-image pool could not give (reported).
+    let shortfall: u64 = summary["subset_short_classes"]
+        .as_array()
+        .expect("subset_short_classes")
+        .iter()
+        .map(|short| short["quota"].as_u64().unwrap() - short["kept"].as_u64().unwrap())
+        .sum();
+    assert_eq!(npy_len(&out.join("select/subset.npy")) as u64, 200 - shortfall);
+    assert_eq!(summary["subset_size"].as_u64(), Some(200 - shortfall));
+    assert!(shortfall <= 50, "{shortfall} of 200 samples missing");
     let (shape, _) = relab_core::artifact::npy::read_f32(&out.join("features/features.npy")).unwrap();
     assert_eq!(shape, vec![3000, 128], "the iMix head's output");
 
