@@ -51,12 +51,7 @@ fn cpu_geometry(conv: &Conv2d, x: &Tensor<4>) -> Option<ConvGeometry> {
         stride: conv.stride,
         padding,
     };
-    (weight_in == in_channels && kernel_matches(conv) && geometry.is_valid()).then_some(geometry)
-}
-
-fn kernel_matches(conv: &Conv2d) -> bool {
-    let [_, _, kh, kw] = conv.weight.dims();
-    conv.kernel_size == [kh, kw]
+    (weight_in == in_channels && conv.kernel_size == [kh, kw] && geometry.is_valid()).then_some(geometry)
 }
 
 /// The convolution on relab's kernels, tracked when the tensors are; `None` when they do not live on flex.

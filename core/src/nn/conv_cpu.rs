@@ -419,13 +419,13 @@ mod tests {
     }
 
     #[test]
-    fn results_do_not_depend_on_the_thread_pool() {
+    fn the_weight_gradient_does_not_depend_on_scheduling() {
         let g = geometries()[7];
         let x = values(g.batch * g.input_len(), 7);
         let dy = values(g.batch * g.output_len(), 8);
-        let one = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-        let a = one.install(|| weight_grad(&x, &dy, &g));
-        let b = one.install(|| weight_grad(&x, &dy, &g));
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let a = pool.install(|| weight_grad(&x, &dy, &g));
+        let b = pool.install(|| weight_grad(&x, &dy, &g));
         assert_eq!(a, b);
     }
 }
