@@ -1,7 +1,8 @@
 //! The `pseudo-label` learner end to end on real Fashion-MNIST (a 1,000-image prefix, 10 labels per class): both
 //! runs train through the pipeline, the summary has the method's numbers, accuracy is well above chance, and a run
 //! killed once in the warm-up and once in the semi-supervised run resumes to bit-identical weights, SWA weights and
-//! pseudo-labels.
+//! pseudo-labels. With `initial_pseudo_labels: propagation` the semi-supervised run starts from the propagate stage's
+//! labels, and without a propagate stage it stops with an error saying so.
 //!
 //! The tests share one uninterrupted run and take turns: burn's weight generator is per process, so two runs on
 //! two threads at once would not be reproducible.
@@ -39,22 +40,30 @@ stages:
 ";
 
 fn run(out: &Path, resume: bool, stop: Option<u64>) -> relab_core::Result<RunOutcome> {
+    run_text(EXPERIMENT, out, resume, stop)
+}
+
+fn run_text(text: &str, out: &Path, resume: bool, stop: Option<u64>) -> relab_core::Result<RunOutcome> {
     assert!(
         Path::new("/usr/share/datasets/fashion-mnist").is_dir() || std::env::var_os("RELAB_DATA").is_some(),
         "needs Fashion-MNIST: apt-get install dataset-fashion-mnist"
     );
     let registry = Registry::with_static().unwrap();
-    let runs = experiment::load_str(EXPERIMENT, Path::new("pseudo-label.yaml"), &[], &registry).unwrap();
+    let runs = experiment::load_str(text, Path::new("pseudo-label.yaml"), &[], &registry).unwrap();
     let opts = RunOptions { out: out.to_path_buf(), resume, cache: None, stop_after_checkpoints: stop };
     pipeline::run(&runs[0], &registry, &opts)
 }
 
-/// One test at a time, and the uninterrupted run made once for all of them (in cargo's scratch folder for
-/// integration tests, emptied first).
-fn whole_run() -> (MutexGuard<'static, ()>, &'static (PathBuf, RunOutcome)) {
+/// One test at a time.
+fn turn() -> MutexGuard<'static, ()> {
     static TURN: Mutex<()> = Mutex::new(());
+    TURN.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The uninterrupted run, made once for all tests (in cargo's scratch folder for integration tests, emptied first).
+fn whole_run() -> (MutexGuard<'static, ()>, &'static (PathBuf, RunOutcome)) {
     static WHOLE: OnceLock<(PathBuf, RunOutcome)> = OnceLock::new();
-    let turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let turn = turn();
     let whole = WHOLE.get_or_init(|| {
         let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pseudo-label-whole");
         if out.exists() {
@@ -158,4 +167,76 @@ fn a_run_killed_in_each_phase_resumes_bit_identically() {
     for key in ["test_accuracy", "warmup_test_accuracy", "pseudo_label_accuracy"] {
         assert_eq!(resumed.summary[key], outcome.summary[key], "{key}");
     }
+}
+
+/// Pixel features and diffusion in front of a one-epoch learner whose first pseudo-labels are the propagated ones.
+const FROM_PROPAGATION: &str = "\
+name: pseudo-label-from-propagation
+seed: 4
+dataset: { name: fashion-mnist, labels_per_class: 10, train_limit: 1000, test_limit: 300 }
+stages:
+  features: { source: pixels, pca: 32 }
+  propagate: { plugin: diffusion, k: 20 }
+  train:
+    plugin: pseudo-label
+    backbone: wrn10_2
+    initial_pseudo_labels: propagation
+    warmup: { epochs: 1, batch_size: 10, schedule: { lr: 0.05 } }
+    epochs: 1
+    batch_size: 50
+    labeled_per_batch: 10
+    unlabeled_per_epoch: 200
+    schedule: { lr: 0.05 }
+    swa: ~
+    eval_batch_size: 300
+";
+
+#[test]
+#[ignore = "about 30 s on 2 cores; CI runs it with `cargo test --workspace -- --ignored`"]
+fn the_first_pseudo_labels_can_be_the_propagated_labels() {
+    let _turn = turn();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    run_text(FROM_PROPAGATION, &out, false, None).unwrap();
+
+    let read = |file: &str| relab_core::artifact::npy::read_i64(&out.join(file)).unwrap().1;
+    let (propagated, seeds) = (read("propagate/labels.npy"), read("seeds.npy"));
+    let cfg = experiment::load_str(FROM_PROPAGATION, Path::new("x.yaml"), &[], &Registry::with_static().unwrap())
+        .unwrap()
+        .remove(0);
+    let truth = relab_core::data::load(&cfg.experiment.dataset).unwrap().train.labels.unwrap();
+    let unlabeled: Vec<usize> = (0..1000).filter(|i| !seeds.contains(&(*i as i64))).collect();
+    assert_eq!(unlabeled.len(), 900);
+    let right = unlabeled.iter().filter(|&&i| propagated[i] == truth[i] as i64).count();
+
+    // The record between the runs (epoch 2, after the one warm-up epoch) measures the propagated labels.
+    let records: Vec<Value> = fs::read_to_string(out.join("train/metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let first = records.iter().find(|r| r["epoch"] == 2).expect("a record for the initial pseudo-labels");
+    assert_eq!(first["pseudo_label_accuracy"].as_f64().unwrap(), right as f64 / 900.0, "{first}");
+
+    // The one semi-supervised epoch visited 200 unlabelled images; the other 700 keep their one-hot propagated label.
+    let (shape, rows) = relab_core::artifact::npy::read_f32(&out.join("train/pseudo_labels.npy")).unwrap();
+    assert_eq!(shape, vec![1000, 10]);
+    let one_hot_as_propagated = unlabeled
+        .iter()
+        .filter(|&&i| {
+            let row = &rows[i * 10..(i + 1) * 10];
+            row.iter().enumerate().all(|(c, &v)| v == if c as i64 == propagated[i] { 1.0 } else { 0.0 })
+        })
+        .count();
+    assert_eq!(one_hot_as_propagated, 700);
+
+    // Without a propagate stage there is nothing to start from: the train stage says so before it trains.
+    let without = FROM_PROPAGATION
+        .replace("  features: { source: pixels, pca: 32 }\n", "")
+        .replace("  propagate: { plugin: diffusion, k: 20 }\n", "");
+    let err = run_text(&without, &tmp.path().join("without"), false, None).unwrap_err().to_string();
+    assert!(err.contains("initial_pseudo_labels: propagation needs the propagated labels"), "{err}");
+    assert!(err.contains("no propagate stage"), "{err}");
+    let metrics = tmp.path().join("without/train/metrics.jsonl");
+    assert!(fs::read_to_string(metrics).unwrap_or_default().is_empty(), "nothing trained");
 }

@@ -285,6 +285,7 @@ impl SemiSupervisedLearner for TestCentroid {
         data: &Dataset,
         labeled: &LabeledSet,
         _init: Option<&dyn Encoder>,
+        _propagation: Option<&Propagation>,
     ) -> Result<Classifier> {
         let dim = data.train.image_len();
         let classes = data.num_classes;

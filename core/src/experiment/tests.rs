@@ -135,6 +135,7 @@ impl SemiSupervisedLearner for PseudoLabel {
         _: &Dataset,
         _: &LabeledSet,
         _: Option<&dyn Encoder>,
+        _: Option<&Propagation>,
     ) -> crate::Result<Classifier> {
         unused()
     }
@@ -158,6 +159,7 @@ impl SemiSupervisedLearner for Remix {
         _: &Dataset,
         _: &LabeledSet,
         _: Option<&dyn Encoder>,
+        _: Option<&Propagation>,
     ) -> crate::Result<Classifier> {
         unused()
     }

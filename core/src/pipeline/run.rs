@@ -126,7 +126,7 @@ impl Runner<'_> {
         };
         if let Some(stage) = &stages.train {
             let labeled = labeled.unwrap_or_else(|| Hashed { value: seeds.clone(), hash: seeds_hash.clone() });
-            self.train(stage, dataset, &labeled, encoder.as_ref())?;
+            self.train(stage, dataset, &labeled, encoder.as_ref(), propagation.as_ref())?;
         }
         Ok(())
     }
@@ -385,6 +385,7 @@ impl Runner<'_> {
         dataset: &Dataset,
         labeled: &Hashed<LabeledSet>,
         encoder: Option<&Hashed<Box<dyn Encoder>>>,
+        propagation: Option<&Hashed<Propagation>>,
     ) -> Result<()> {
         if stage.from.is_some() {
             return Err(Error::stage("train", "the train stage cannot be supplied with `from:`; name a plugin"));
@@ -394,7 +395,8 @@ impl Runner<'_> {
         let mut learner = build(&params).map_err(|e| plugin_error(StageKind::Train, entry, e))?;
         let hash = hash_json(&json!({
             "stage": "train", "plugin": entry.name, "version": entry.version, "params": to_json(&params),
-            "labeled": labeled.hash, "encoder": encoder.map(|e| &e.hash), "dataset": self.dataset_hash,
+            "labeled": labeled.hash, "encoder": encoder.map(|e| &e.hash),
+            "propagation": propagation.map(|p| &p.hash), "dataset": self.dataset_hash,
             "seed": self.seed,
         }));
         self.stage(
@@ -403,7 +405,13 @@ impl Runner<'_> {
             Some(entry.name),
             &params,
             |ctx| {
-                let classifier = learner.train(ctx, dataset, &labeled.value, encoder.map(|e| e.value.as_ref()))?;
+                let classifier = learner.train(
+                    ctx,
+                    dataset,
+                    &labeled.value,
+                    encoder.map(|e| e.value.as_ref()),
+                    propagation.map(|p| &p.value),
+                )?;
                 if let Some(accuracy) = &classifier.test_accuracy {
                     tracing::info!(
                         "test accuracy: last {:.2}%, best {:.2}%",

@@ -79,13 +79,17 @@ impl Default for SwaParams {
 }
 
 /// The original predicts the first pseudo-labels in evaluation mode from its training loader, i.e. from augmented
-/// images (`relab-method.md` §5.1, B7); `clean` predicts them from the un-augmented images instead.
+/// images (`relab-method.md` §5.1, B7); `clean` predicts them from the un-augmented images instead. `propagation`
+/// is not the original's: the first pseudo-label of each unlabelled image is its propagated label (one-hot), from the
+/// experiment's propagate stage, so the semi-supervised run starts from what the graph knows about every image
+/// rather than from what the warm-up learnt from the labelled set alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum InitialPseudoLabels {
     #[default]
     Augmented,
     Clean,
+    Propagation,
 }
 
 /// ReLaB's `--DA jitter`: reflect-pad 2 and random crop, ColorJitter(0.4, 0.4, 0.4, 0.1) always applied, flip. The
@@ -147,7 +151,11 @@ impl PluginParams for PseudoLabelParams {
             ("mixup_alpha", "mixup α (λ ~ Beta(α, α), λ ← max(λ, 1−λ)); 0 for no mixup"),
             ("prior_weight", "weight of the class-prior regulariser (semi-supervised run only)"),
             ("entropy_weight", "weight of the entropy regulariser (semi-supervised run only)"),
-            ("initial_pseudo_labels", "augmented (as the original) or clean images for the first pseudo-labels"),
+            (
+                "initial_pseudo_labels",
+                "first pseudo-labels predicted from augmented (as the original) or clean images, or the \
+                 propagate stage's labels (propagation)",
+            ),
             ("swa", "{start, every}: average the weights after epochs e > start with e % every == 0; ~ for none"),
             ("augment", "training augmentation of both runs (default: the original's jitter)"),
             ("eval_every", "epochs between test evaluations"),

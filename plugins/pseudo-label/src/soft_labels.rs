@@ -65,6 +65,17 @@ impl SoftLabels {
         }
     }
 
+    /// Sets the pseudo-label of each unlabelled image of `indices` to the one-hot row of its class in `classes_of`
+    /// (indexed by image, as a propagation's labels); rows of labelled images are ignored.
+    pub fn set_one_hot(&mut self, indices: &[usize], classes_of: &[u32]) {
+        let c = self.classes;
+        for &i in indices.iter().filter(|&&i| !self.labeled[i]) {
+            let row = &mut self.current[i * c..(i + 1) * c];
+            row.fill(0.0);
+            row[classes_of[i] as usize] = 1.0;
+        }
+    }
+
     /// Records predictions for the end of the epoch; rows of labelled images are ignored.
     pub fn record(&mut self, indices: &[usize], rows: &[f32]) {
         let c = self.classes;
@@ -163,6 +174,18 @@ mod tests {
         // Truth 0, 2, 0, 1 for images 0..4 (image 1 is labelled and not counted): image 0 is wrong (class 2),
         // 2 right (class 0), 3 right (class 1).
         assert!((s.accuracy(&[0, 2, 0, 1]) - 2.0 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn propagated_labels_become_one_hot_pseudo_labels_of_unlabelled_images_only() {
+        let mut s = store();
+        // Propagated classes of images 0..4; image 1's propagated class (0) differs from its label (2).
+        s.set_one_hot(&[0, 1, 3], &[1, 0, 2, 2]);
+        assert_eq!(s.row(0), &[0.0, 1.0, 0.0]);
+        assert_eq!(s.row(1), &[0.0, 0.0, 1.0], "a labelled image keeps its label");
+        assert_eq!(s.row(2), &[1.0 / 3.0; 3], "an image not named is untouched");
+        assert_eq!(s.row(3), &[0.0, 0.0, 1.0]);
+        assert!((s.accuracy(&[1, 2, 1, 1]) - 1.0 / 3.0).abs() < 1e-12, "only image 0 of 0, 2, 3 is right");
     }
 
     #[test]

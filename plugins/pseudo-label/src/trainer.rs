@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rand::seq::SliceRandom;
-use relab_core::artifact::{Classifier, LabeledSet, TestAccuracy};
+use relab_core::artifact::{Classifier, LabeledSet, Propagation, TestAccuracy};
 use relab_core::burn::module::Module;
 use relab_core::burn::optim::GradientsParams;
 use relab_core::burn::tensor::{Device, Tensor, TensorData};
@@ -116,9 +116,14 @@ impl SemiSupervisedLearner for PseudoLabel {
         data: &Dataset,
         labeled: &LabeledSet,
         init: Option<&dyn Encoder>,
+        propagation: Option<&Propagation>,
     ) -> Result<Classifier> {
         let p = &self.params;
         let split = Split::new(data, labeled, p)?;
+        let propagation = match p.initial_pseudo_labels {
+            InitialPseudoLabels::Propagation => Some(propagated_labels(propagation, data)?),
+            InitialPseudoLabels::Augmented | InitialPseudoLabels::Clean => None,
+        };
         let device = ctx.device.clone().autodiff();
         let config = BackboneConfig::new(p.backbone, data.train.channels, data.num_classes);
         let fresh = ctx.init(|| config.init(&device));
@@ -140,6 +145,7 @@ impl SemiSupervisedLearner for PseudoLabel {
                 swa_snapshots: 0,
             },
             split,
+            propagation,
             device,
         };
         match ctx.restore_checkpoint::<Progress>()? {
@@ -191,6 +197,30 @@ impl SemiSupervisedLearner for PseudoLabel {
         bar.finish_and_clear();
         run.finish(ctx)
     }
+}
+
+/// The propagate stage's labels, checked against the dataset, for `initial_pseudo_labels: propagation`.
+fn propagated_labels<'a>(propagation: Option<&'a Propagation>, data: &Dataset) -> Result<&'a [u32]> {
+    let p = propagation.ok_or_else(|| {
+        Error::stage(
+            "train",
+            "initial_pseudo_labels: propagation needs the propagated labels, but the experiment has no propagate \
+             stage; add one or choose augmented or clean",
+        )
+    })?;
+    if p.len() != data.train.len() || p.num_classes != data.num_classes {
+        return Err(Error::stage(
+            "train",
+            format!(
+                "the propagation has {} images × {} classes, the training set {} × {}",
+                p.len(),
+                p.num_classes,
+                data.train.len(),
+                data.num_classes
+            ),
+        ));
+    }
+    Ok(&p.labels)
 }
 
 /// The labelled images (with their labels) and the unlabelled ones: every training image not in the labelled set.
@@ -265,6 +295,8 @@ struct Run<'a> {
     p: &'a PseudoLabelParams,
     data: &'a Dataset,
     split: Split,
+    /// The propagated label of every training image, when the first pseudo-labels come from them.
+    propagation: Option<&'a [u32]>,
     two_stream: TwoStream,
     device: Device,
     config: BackboneConfig,
@@ -355,10 +387,28 @@ impl Run<'_> {
         self.checkpoint(ctx)
     }
 
-    /// Between the runs: pseudo-labels for every unlabelled image, predicted in evaluation mode, and a fresh
-    /// optimiser (run 2 is a new process in the original, loading only the weights).
+    /// Between the runs: pseudo-labels for every unlabelled image, and a fresh optimiser (run 2 is a new process in
+    /// the original, loading only the weights).
     fn begin_semi_supervised(&mut self, ctx: &mut StageContext) -> Result<()> {
         let start = Instant::now();
+        match self.propagation {
+            Some(propagated) => self.labels.set_one_hot(&self.split.unlabeled, propagated),
+            None => self.predict_pseudo_labels(ctx)?,
+        }
+        let mut record = json!({ "phase": "ssl", "epoch": self.global_epoch(Phase::Ssl, 0), "seconds": start.elapsed().as_secs_f64() });
+        if let Some(truth) = &self.data.train.labels {
+            record["pseudo_label_accuracy"] = self.labels.accuracy(truth).into();
+        }
+        ctx.log(record)?;
+        self.optimiser = Optimiser::sgd(&self.p.optimizer);
+        self.progress.phase = Phase::Ssl;
+        self.progress.epoch = 0;
+        self.progress.step = 0;
+        Ok(())
+    }
+
+    /// The warm-up model's predictions for every unlabelled image, in evaluation mode.
+    fn predict_pseudo_labels(&mut self, ctx: &mut StageContext) -> Result<()> {
         let eval = self.model.valid();
         let plain = self.device.clone().without_autodiff();
         let augment = self.p.initial_pseudo_labels == InitialPseudoLabels::Augmented;
@@ -373,15 +423,6 @@ impl Run<'_> {
             Ok(())
         })?;
         bar.finish_and_clear();
-        let mut record = json!({ "phase": "ssl", "epoch": self.global_epoch(Phase::Ssl, 0), "seconds": start.elapsed().as_secs_f64() });
-        if let Some(truth) = &self.data.train.labels {
-            record["pseudo_label_accuracy"] = self.labels.accuracy(truth).into();
-        }
-        ctx.log(record)?;
-        self.optimiser = Optimiser::sgd(&self.p.optimizer);
-        self.progress.phase = Phase::Ssl;
-        self.progress.epoch = 0;
-        self.progress.step = 0;
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 
 use rand::seq::SliceRandom;
-use relab_core::artifact::{Classifier, LabeledSet, TestAccuracy};
+use relab_core::artifact::{Classifier, LabeledSet, Propagation, TestAccuracy};
 use relab_core::burn::module::Module;
 use relab_core::burn::optim::GradientsParams;
 use relab_core::burn::tensor::{Tensor, TensorData};
@@ -70,6 +70,7 @@ impl SemiSupervisedLearner for Supervised {
         data: &Dataset,
         labeled: &LabeledSet,
         init: Option<&dyn Encoder>,
+        _propagation: Option<&Propagation>,
     ) -> Result<Classifier> {
         let p = &self.params;
         if labeled.is_empty() {
