@@ -19,7 +19,6 @@ const SHORTEN: &[&str] = &[
     "stages.pretrain.images_per_epoch=1024",
     "stages.pretrain.schedule.milestones=[2]",
     "stages.pretrain.monitor_every=3",
-    "stages.propagate.k=50",
     "stages.select.sample=1000",
     "stages.select.epochs=3",
     "stages.select.track_epochs=2",
@@ -83,7 +82,7 @@ fn the_main_job_shortened_fills_the_run_folder_and_beats_chance() {
     assert_eq!(summary["subset_size"].as_u64(), Some(200 - shortfall));
     assert!(shortfall <= 50, "{shortfall} of 200 samples missing");
     let (shape, _) = relab_core::artifact::npy::read_f32(&out.join("features/features.npy")).unwrap();
-    assert_eq!(shape, vec![3000, 128], "the iMix head's output");
+    assert_eq!(shape, vec![3000, 128], "the WRN-10-2's pooled feature");
 
     let s: serde_json::Map<String, Value> =
         serde_json::from_str(&fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
