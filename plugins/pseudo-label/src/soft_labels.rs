@@ -25,9 +25,7 @@ impl SoftLabels {
         let mut current = vec![1.0 / classes as f32; n * classes];
         let mut is_labeled = vec![false; n];
         for (&i, &c) in labeled.indices.iter().zip(&labeled.labels) {
-            let row = &mut current[i * classes..(i + 1) * classes];
-            row.fill(0.0);
-            row[c as usize] = 1.0;
+            one_hot(&mut current[i * classes..(i + 1) * classes], c);
             is_labeled[i] = true;
         }
         SoftLabels { classes, current, recorded: vec![0.0; n * classes], fresh: vec![false; n], labeled: is_labeled }
@@ -70,9 +68,7 @@ impl SoftLabels {
     pub fn set_one_hot(&mut self, indices: &[usize], classes_of: &[u32]) {
         let c = self.classes;
         for &i in indices.iter().filter(|&&i| !self.labeled[i]) {
-            let row = &mut self.current[i * c..(i + 1) * c];
-            row.fill(0.0);
-            row[classes_of[i] as usize] = 1.0;
+            one_hot(&mut self.current[i * c..(i + 1) * c], classes_of[i]);
         }
     }
 
@@ -135,6 +131,12 @@ impl SoftLabels {
 
 fn argmax(row: &[f32]) -> usize {
     row.iter().enumerate().fold((0, f32::NEG_INFINITY), |best, (k, &v)| if v > best.1 { (k, v) } else { best }).0
+}
+
+/// Makes `row` the one-hot row of `class`.
+fn one_hot(row: &mut [f32], class: u32) {
+    row.fill(0.0);
+    row[class as usize] = 1.0;
 }
 
 #[cfg(test)]
