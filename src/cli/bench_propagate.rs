@@ -8,7 +8,7 @@ use anyhow::{Context, bail, ensure};
 use clap::Args;
 use relab_core::artifact::{Features, LabeledSet, npy};
 use relab_core::progress;
-use relab_plugin_diffusion::{Diffusion, DiffusionParams, Weights};
+use relab_plugin_diffusion::{Balance, Diffusion, DiffusionParams, Weights};
 use serde_json::json;
 
 #[derive(Debug, Args)]
@@ -35,6 +35,9 @@ pub struct PropagateArgs {
     tolerance: f64,
     #[arg(long, value_enum, default_value = "cosine")]
     weights: WeightsArg,
+    /// Balance the scores across classes before the argmax (class_mass: each class divided by its total).
+    #[arg(long, value_enum, default_value = "none")]
+    balance: BalanceArg,
     /// Skip the PCA whitening.
     #[arg(long)]
     no_whiten: bool,
@@ -45,6 +48,12 @@ pub struct PropagateArgs {
     /// Folder to write propagated.npy (i64 labels) and scores.npy (f32 N × C) into, as the reference does.
     #[arg(long)]
     out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum BalanceArg {
+    None,
+    ClassMass,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -81,6 +90,10 @@ pub fn propagate(args: PropagateArgs) -> anyhow::Result<()> {
             WeightsArg::L2 => Weights::L2,
         },
         whiten: !args.no_whiten,
+        balance: match args.balance {
+            BalanceArg::None => Balance::None,
+            BalanceArg::ClassMass => Balance::ClassMass,
+        },
         ..DiffusionParams::default()
     };
     let diffusion = Diffusion::new(params).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -15,7 +15,8 @@ use relab_core::registry::{ParamError, PluginInfo};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::params::{DiffusionParams, KnnOn};
+use crate::class_mass::normalise_class_mass;
+use crate::params::{Balance, DiffusionParams, KnnOn};
 use crate::{cg, graph};
 
 /// Wall-clock seconds of each phase, named as `shared/bench/labelprop_reference.py` prints them.
@@ -198,7 +199,7 @@ impl Diffusion {
             seconds.cg
         );
 
-        let (propagation, unreached) = scores_and_labels(solution.x, num_classes, &classes_without_seeds);
+        let (propagation, unreached) = scores_and_labels(solution.x, num_classes, &classes_without_seeds, p.balance);
         if unreached > 0 {
             tracing::warn!("diffusion: {unreached} samples were reached by no seed; they take the first seeded class");
         }
@@ -251,19 +252,28 @@ pub fn right_hand_sides(seeds: &LabeledSet, n: usize, num_classes: usize) -> (Ve
     (y, without)
 }
 
-/// Scores: the solution clamped at 0 and each row scaled to unit L2 norm (the original's `F.normalize`). Labels:
-/// the argmax (ties to the lower class); a row of zeros, which no seed reached, takes the first class that has a
-/// seed, so a class without seeds never receives a sample. Returns the count of such rows too.
-pub fn scores_and_labels(z: Vec<f64>, num_classes: usize, classes_without_seeds: &[usize]) -> (Propagation, usize) {
+/// Scores: the solution clamped at 0 and each row scaled to unit L2 norm (the original's `F.normalize`), then
+/// balanced as `balance` says. Labels: the argmax (ties to the lower class); a row of zeros, which no seed reached,
+/// takes the first class that has a seed, so a class without seeds never receives a sample. Returns the count of
+/// such rows too.
+pub fn scores_and_labels(
+    z: Vec<f64>,
+    num_classes: usize,
+    classes_without_seeds: &[usize],
+    balance: Balance,
+) -> (Propagation, usize) {
     let fallback = (0..num_classes).find(|c| !classes_without_seeds.contains(c)).unwrap_or(0) as u32;
     let mut scores = Vec::with_capacity(z.len());
-    let mut labels = Vec::with_capacity(z.len() / num_classes);
-    let mut unreached = 0;
     for row in z.chunks(num_classes) {
         let norm = row.iter().map(|&v| v.max(0.0).powi(2)).sum::<f64>().sqrt().max(1e-12);
-        let first = scores.len();
         scores.extend(row.iter().map(|&v| (v.max(0.0) / norm) as f32));
-        let row_scores = &scores[first..];
+    }
+    if balance == Balance::ClassMass {
+        normalise_class_mass(&mut scores, num_classes);
+    }
+    let mut labels = Vec::with_capacity(z.len() / num_classes);
+    let mut unreached = 0;
+    for row_scores in scores.chunks(num_classes) {
         let label = if row_scores.iter().all(|&v| v == 0.0) {
             unreached += 1;
             fallback
@@ -352,11 +362,32 @@ mod tests {
     fn unreached_samples_take_the_first_seeded_class() {
         // Row 1 is all zeros (no seed reached it); class 0 has no seed, so the fallback is class 1.
         let z = vec![0.0, 0.2, 0.5, 0.0, 0.0, 0.0, 0.0, -0.3, 0.0];
-        let (p, unreached) = scores_and_labels(z, 3, &[0]);
+        let (p, unreached) = scores_and_labels(z, 3, &[0], Balance::None);
         assert_eq!(unreached, 2, "a row with only negative entries is unreached too");
         assert_eq!(p.labels, vec![2, 1, 1]);
         let s = 0.2 / (0.04f64 + 0.25).sqrt();
         assert!((p.scores[1] as f64 - s).abs() < 1e-6 && p.scores[7] == 0.0);
+    }
+
+    #[test]
+    fn class_mass_balance_takes_the_argmax_of_the_balanced_scores() {
+        // Two overlapping clusters of 90 and 30 points, one seed each: the plain diffusion gives class 1 most of
+        // the points; the balance, which assumes equal classes, moves the counts towards 60 each. Its scores are
+        // exactly the class mass normalisation of the plain ones.
+        let (a, b) = (vec![1.0, 0.0, 0.0], vec![0.0, 1.0, 0.0]);
+        let (f, _) = clusters(&[a.clone(), a.clone(), a, b], 30, 1.5, 7);
+        let seeds = LabeledSet::new(vec![0, 3], vec![0, 1]);
+        let run = |balance| {
+            Diffusion::new(DiffusionParams { balance, ..params(8) }).unwrap().run(&f, &seeds, 2, &no_bar).unwrap()
+        };
+        let (plain, balanced) = (run(Balance::None), run(Balance::ClassMass));
+        let mut expected = plain.propagation.scores.clone();
+        normalise_class_mass(&mut expected, 2);
+        assert_eq!(balanced.propagation.scores, expected);
+        let relabelled = Propagation::from_scores(2, expected).labels;
+        assert_eq!(balanced.propagation.labels, relabelled);
+        let class_1 = |o: &Outcome| o.propagation.labels.iter().filter(|&&l| l == 1).count();
+        assert_eq!((class_1(&plain), class_1(&balanced)), (105, 65));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! original's non-diffusion path: every sample takes the label of its nearest seed.
 
 mod cg;
+mod class_mass;
 mod csr;
 mod diffusion;
 mod graph;
@@ -13,8 +14,9 @@ mod params;
 mod reorder;
 
 pub use cg::{Solution, solve, solve_in_order};
+pub use class_mass::normalise_class_mass;
 pub use csr::Csr;
 pub use diffusion::{Diffusion, Outcome, PhaseSeconds, right_hand_sides, scores_and_labels};
 pub use graph::{Graph, build as build_graph, edge_weight};
 pub use nearest_seed::{Metric, NearestSeed, NearestSeedParams};
-pub use params::{DiffusionParams, KnnOn, Weights};
+pub use params::{Balance, DiffusionParams, KnnOn, Weights};
