@@ -2,7 +2,8 @@
 //! runs train through the pipeline, the summary has the method's numbers, accuracy is well above chance, and a run
 //! killed once in the warm-up and once in the semi-supervised run resumes to bit-identical weights, SWA weights and
 //! pseudo-labels. With `initial_pseudo_labels: propagation` the semi-supervised run starts from the propagate stage's
-//! labels, and without a propagate stage it stops with an error saying so.
+//! labels, and without a propagate stage it stops with an error saying so; with `repropagate_after` the seeds are
+//! propagated again over the network's features and every unlabelled image takes its new label.
 //!
 //! The tests share one uninterrupted run and take turns: burn's weight generator is per process, so two runs on
 //! two threads at once would not be reproducible.
@@ -239,4 +240,65 @@ fn the_first_pseudo_labels_can_be_the_propagated_labels() {
     assert!(err.contains("no propagate stage"), "{err}");
     let metrics = tmp.path().join("without/train/metrics.jsonl");
     assert!(fs::read_to_string(metrics).unwrap_or_default().is_empty(), "nothing trained");
+}
+
+#[test]
+#[ignore = "about 30 s on 2 cores; CI runs it with `cargo test --workspace -- --ignored`"]
+fn repropagation_relabels_every_unlabelled_image_by_the_networks_features() {
+    let _turn = turn();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let text = FROM_PROPAGATION.replace("    epochs: 1\n", "    epochs: 1\n    repropagate_after: [1]\n");
+    run_text(&text, &out, false, None).unwrap();
+
+    // After the one semi-supervised epoch the network's weights are the saved ones: propagating the seeds over
+    // their pooled features, as the stage's diffusion (k = 20) does, must give every unlabelled image's label.
+    let registry = Registry::with_static().unwrap();
+    let cfg = experiment::load_str(&text, Path::new("x.yaml"), &[], &registry).unwrap().remove(0);
+    let data = relab_core::data::load(&cfg.experiment.dataset).unwrap();
+    let device = relab_core::burn::tensor::Device::flex();
+    let (model, _) = relab_core::nn::load_backbone(&out.join("train"), &device).unwrap();
+    let features = relab_core::train::extract_with(&model, &data.train, &data.mean, &data.std, 300, &device, |m, x| {
+        m.forward(x).features
+    })
+    .unwrap();
+    let seeds = relab_core::artifact::npy::read_i64(&out.join("seeds.npy")).unwrap().1;
+    let truth = data.train.labels.as_ref().unwrap();
+    let seed_set = relab_core::artifact::LabeledSet::new(
+        seeds.iter().map(|&i| i as usize).collect(),
+        seeds.iter().map(|&i| truth[i as usize]).collect(),
+    );
+    let params = relab_plugin_diffusion::DiffusionParams { k: 20, ..Default::default() };
+    let expected = relab_plugin_diffusion::Diffusion::new(params)
+        .unwrap()
+        .run(&features, &seed_set, 10, &|_, _| relab_core::progress::ProgressBar::hidden())
+        .unwrap()
+        .propagation;
+    let first = relab_core::artifact::npy::read_i64(&out.join("propagate/labels.npy")).unwrap().1;
+    let (_, rows) = relab_core::artifact::npy::read_f32(&out.join("train/pseudo_labels.npy")).unwrap();
+    let unlabeled: Vec<usize> = (0..1000).filter(|i| !seeds.contains(&(*i as i64))).collect();
+    for &i in &unlabeled {
+        let row = &rows[i * 10..(i + 1) * 10];
+        let one_hot: Vec<f32> = (0..10).map(|c| if c == expected.labels[i] as usize { 1.0 } else { 0.0 }).collect();
+        assert_eq!(row, one_hot.as_slice(), "image {i}");
+    }
+    let moved = unlabeled.iter().filter(|&&i| first[i] != expected.labels[i] as i64).count();
+    assert!(moved > 0, "the network's features gave the same labels as the pixels'");
+
+    // The epoch's record holds the new propagation's accuracy.
+    let records: Vec<Value> = fs::read_to_string(out.join("train/metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ssl = records.iter().find(|r| r["repropagation_accuracy"].is_number()).expect("a repropagation record");
+    assert_eq!(ssl["repropagation_accuracy"].as_f64().unwrap(), expected.accuracy(truth), "{ssl}");
+
+    // Without a propagate plugin there is nothing to propagate again: the train stage says so before it trains.
+    let without = text
+        .replace("  features: { source: pixels, pca: 32 }\n", "")
+        .replace("  propagate: { plugin: diffusion, k: 20 }\n", "")
+        .replace("    initial_pseudo_labels: propagation\n", "");
+    let err = run_text(&without, &tmp.path().join("without"), false, None).unwrap_err().to_string();
+    assert!(err.contains("repropagate_after needs a propagate stage"), "{err}");
 }

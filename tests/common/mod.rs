@@ -10,7 +10,9 @@ use rand::seq::SliceRandom;
 use relab::cli;
 use relab_core::artifact::{Classifier, Features, LabeledSet, Propagation, TestAccuracy, npy};
 use relab_core::burn::tensor::{Tensor, TensorData};
-use relab_core::component::{Encoder, Propagator, Selector, SemiSupervisedLearner, SslMethod, StageContext};
+use relab_core::component::{
+    Encoder, PropagateStage, Propagator, Selector, SemiSupervisedLearner, SslMethod, StageContext,
+};
 use relab_core::data::{Dataset, ImageSet};
 use relab_core::experiment::FeatureOutput;
 use relab_core::registry::{ParamError, PluginInfo, PluginParams};
@@ -285,7 +287,7 @@ impl SemiSupervisedLearner for TestCentroid {
         data: &Dataset,
         labeled: &LabeledSet,
         _init: Option<&dyn Encoder>,
-        _propagation: Option<&Propagation>,
+        _propagation: Option<&mut PropagateStage<'_>>,
     ) -> Result<Classifier> {
         let dim = data.train.image_len();
         let classes = data.num_classes;

@@ -5,12 +5,14 @@
 
 mod context;
 mod learner;
+mod propagate_stage;
 mod propagator;
 mod selector;
 mod ssl_method;
 
 pub use context::{MetricsSink, StageContext, StageKind};
 pub use learner::SemiSupervisedLearner;
+pub use propagate_stage::PropagateStage;
 pub use propagator::Propagator;
 pub use selector::Selector;
 pub use ssl_method::{Encoder, SslMethod};

@@ -7,7 +7,7 @@ use serde_yaml::Value;
 
 use super::*;
 use crate::artifact::{Classifier, Features, LabeledSet, Propagation};
-use crate::component::{Encoder, Propagator, SemiSupervisedLearner, SslMethod, StageContext};
+use crate::component::{Encoder, PropagateStage, Propagator, SemiSupervisedLearner, SslMethod, StageContext};
 use crate::data::Dataset;
 use crate::registry::{Origin, ParamError, PluginEntry, PluginInfo, PluginParams};
 
@@ -135,7 +135,7 @@ impl SemiSupervisedLearner for PseudoLabel {
         _: &Dataset,
         _: &LabeledSet,
         _: Option<&dyn Encoder>,
-        _: Option<&Propagation>,
+        _: Option<&mut PropagateStage<'_>>,
     ) -> crate::Result<Classifier> {
         unused()
     }
@@ -159,7 +159,7 @@ impl SemiSupervisedLearner for Remix {
         _: &Dataset,
         _: &LabeledSet,
         _: Option<&dyn Encoder>,
-        _: Option<&Propagation>,
+        _: Option<&mut PropagateStage<'_>>,
     ) -> crate::Result<Classifier> {
         unused()
     }

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use super::cache::{StageCache, remove_dir};
 use super::stage_record::StageRecord;
 use crate::artifact::{Features, LabeledSet, Propagation, atomic, npy, original};
-use crate::component::{Encoder, MetricsSink, StageContext, StageKind};
+use crate::component::{Encoder, MetricsSink, PropagateStage, StageContext, StageKind};
 use crate::data::{self, Dataset};
 use crate::device::{self, CheckedDevice};
 use crate::experiment::{FeatureSource, FeaturesStage, PluginStage, ResolvedRun};
@@ -126,7 +126,8 @@ impl Runner<'_> {
         };
         if let Some(stage) = &stages.train {
             let labeled = labeled.unwrap_or_else(|| Hashed { value: seeds.clone(), hash: seeds_hash.clone() });
-            self.train(stage, dataset, &labeled, encoder.as_ref(), propagation.as_ref())?;
+            let propagation = propagation.as_ref().zip(stages.propagate.as_ref());
+            self.train(stage, dataset, &labeled, encoder.as_ref(), propagation, seeds)?;
         }
         Ok(())
     }
@@ -385,7 +386,8 @@ impl Runner<'_> {
         dataset: &Dataset,
         labeled: &Hashed<LabeledSet>,
         encoder: Option<&Hashed<Box<dyn Encoder>>>,
-        propagation: Option<&Hashed<Propagation>>,
+        propagation: Option<(&Hashed<Propagation>, &PluginStage)>,
+        seeds: &LabeledSet,
     ) -> Result<()> {
         if stage.from.is_some() {
             return Err(Error::stage("train", "the train stage cannot be supplied with `from:`; name a plugin"));
@@ -396,21 +398,34 @@ impl Runner<'_> {
         let hash = hash_json(&json!({
             "stage": "train", "plugin": entry.name, "version": entry.version, "params": to_json(&params),
             "labeled": labeled.hash, "encoder": encoder.map(|e| &e.hash),
-            "propagation": propagation.map(|p| &p.hash), "dataset": self.dataset_hash,
+            "propagation": propagation.map(|(p, _)| &p.hash), "dataset": self.dataset_hash,
             "seed": self.seed,
         }));
+        // The propagate stage's plugin again, for a learner that propagates over its own features.
+        let propagator = match propagation {
+            Some((_, stage)) if stage.from.is_none() => {
+                let (entry, params) = self.plugin(Slot::Propagate, stage)?;
+                let Factory::Propagate(build) = entry.factory else { unreachable!("slot checked by get") };
+                Some(build(&params).map_err(|e| plugin_error(StageKind::Propagate, entry, e))?)
+            }
+            _ => None,
+        };
         self.stage(
             StageKind::Train,
             &hash,
             Some(entry.name),
             &params,
             |ctx| {
+                let mut propagate_stage = propagation.map(|(output, _)| match propagator {
+                    Some(p) => PropagateStage::with_propagator(&output.value, p, seeds, dataset.num_classes),
+                    None => PropagateStage::output_only(&output.value),
+                });
                 let classifier = learner.train(
                     ctx,
                     dataset,
                     &labeled.value,
                     encoder.map(|e| e.value.as_ref()),
-                    propagation.map(|p| &p.value),
+                    propagate_stage.as_mut(),
                 )?;
                 if let Some(accuracy) = &classifier.test_accuracy {
                     tracing::info!(

@@ -31,11 +31,11 @@ mod tests {
         // Column masses: 0.8 + 0.6 = 1.4 and 0.6 + 0.8 + 1.0 = 2.4; the third class reached no sample.
         let mut s = vec![0.8, 0.6, 0.0, 0.6, 0.8, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0];
         normalise_class_mass(&mut s, 3);
-        let (a, b) = (0.8 / 1.4, 0.6 / 2.4);
-        let n = (a * a + b * b as f64).sqrt();
+        let (a, b): (f64, f64) = (0.8 / 1.4, 0.6 / 2.4);
+        let n = (a * a + b * b).sqrt();
         let expected_0 = [a / n, b / n];
-        let (a, b) = (0.6 / 1.4, 0.8 / 2.4);
-        let n = (a * a + b * b as f64).sqrt();
+        let (a, b): (f64, f64) = (0.6 / 1.4, 0.8 / 2.4);
+        let n = (a * a + b * b).sqrt();
         let expected_1 = [a / n, b / n];
         for (got, want) in s[0..2].iter().zip(expected_0).chain(s[3..5].iter().zip(expected_1)) {
             assert!((*got as f64 - want).abs() < 1e-6, "{got} against {want}");

@@ -40,6 +40,12 @@ pub struct PseudoLabelParams {
     pub entropy_weight: f64,
     /// Where the pseudo-labels of the first semi-supervised epoch come from.
     pub initial_pseudo_labels: InitialPseudoLabels,
+    /// Not the original's: after each of these semi-supervised epochs, the experiment's propagate stage propagates
+    /// its seeds again over the network's pooled features (evaluation mode, un-augmented images), and every
+    /// unlabelled image's pseudo-label becomes its new propagated label, one-hot (Iscen et al.'s iterated label
+    /// propagation). A network trained on the propagated labels gives a graph that propagates better than the
+    /// SSL features did.
+    pub repropagate_after: Vec<usize>,
     pub swa: Option<SwaParams>,
     /// Training augmentation of both runs.
     pub augment: Pipeline,
@@ -120,6 +126,7 @@ impl Default for PseudoLabelParams {
             prior_weight: 0.8,
             entropy_weight: 0.4,
             initial_pseudo_labels: InitialPseudoLabels::Augmented,
+            repropagate_after: Vec::new(),
             swa: Some(SwaParams::default()),
             augment: jitter(),
             eval_every: 1,
@@ -155,6 +162,11 @@ impl PluginParams for PseudoLabelParams {
                 "initial_pseudo_labels",
                 "first pseudo-labels predicted from augmented (as the original) or clean images, or the \
                  propagate stage's labels (propagation)",
+            ),
+            (
+                "repropagate_after",
+                "semi-supervised epochs after which the propagate stage propagates its seeds again over the \
+                 network's pooled features, giving every unlabelled image its new propagated label (default: none)",
             ),
             ("swa", "{start, every}: average the weights after epochs e > start with e % every == 0; ~ for none"),
             ("augment", "training augmentation of both runs (default: the original's jitter)"),
@@ -223,6 +235,12 @@ impl PseudoLabelParams {
         {
             return Err(bad(&["swa", "every"], "must be at least 1".into()));
         }
+        if let Some(&e) = self.repropagate_after.iter().find(|&&e| e == 0 || e > self.epochs) {
+            return Err(bad(
+                &["repropagate_after"],
+                format!("epoch {e} is not one of the {} semi-supervised epochs (1..={})", self.epochs, self.epochs),
+            ));
+        }
         if self.freeze && self.init == Init::None {
             return Err(bad(
                 &["freeze"],
@@ -282,6 +300,7 @@ mod tests {
         assert_eq!((snapshots.len(), snapshots[0], snapshots[9]), (10, 355, 400));
         assert_eq!(p.init, Init::None);
         assert_eq!(p.augment, jitter());
+        assert!(p.repropagate_after.is_empty());
     }
 
     #[test]
@@ -316,6 +335,9 @@ mod tests {
         assert_eq!(key("freeze: true"), "freeze");
         assert_eq!(key("epochs: 0"), "epochs");
         assert_eq!(key("unknown_knob: 3"), "unknown_knob");
+        assert_eq!(key("epochs: 10\nrepropagate_after: [4, 11]"), "repropagate_after");
+        assert_eq!(key("repropagate_after: [0]"), "repropagate_after");
+        assert_eq!(parse("epochs: 10\nrepropagate_after: [4, 7]").unwrap().repropagate_after, vec![4, 7]);
         assert!(parse("freeze: true\ninit: pretrain").is_ok());
         assert!(parse("swa: ~").unwrap().swa.is_none());
         assert!(parse("warmup: {epochs: 0}").is_ok());

@@ -6,7 +6,7 @@ use relab_core::artifact::{Classifier, LabeledSet, Propagation, TestAccuracy};
 use relab_core::burn::module::Module;
 use relab_core::burn::optim::GradientsParams;
 use relab_core::burn::tensor::{Device, Tensor, TensorData};
-use relab_core::component::{Encoder, SemiSupervisedLearner, StageContext};
+use relab_core::component::{Encoder, PropagateStage, SemiSupervisedLearner, StageContext};
 use relab_core::data::{Batch, BatchIter, Dataset, ImageSet, LoaderConfig, for_each_batch};
 use relab_core::nn::seeded::to_overwrite;
 use relab_core::nn::{Backbone, BackboneConfig, save_backbone};
@@ -116,12 +116,19 @@ impl SemiSupervisedLearner for PseudoLabel {
         data: &Dataset,
         labeled: &LabeledSet,
         init: Option<&dyn Encoder>,
-        propagation: Option<&Propagation>,
+        mut propagation: Option<&mut PropagateStage<'_>>,
     ) -> Result<Classifier> {
         let p = &self.params;
         let split = Split::new(data, labeled, p)?;
-        let propagation = match p.initial_pseudo_labels {
-            InitialPseudoLabels::Propagation => Some(propagated_labels(propagation, data)?),
+        if !p.repropagate_after.is_empty() && !propagation.as_ref().is_some_and(|s| s.can_propagate_again()) {
+            return Err(Error::stage(
+                "train",
+                "repropagate_after needs a propagate stage run by a plugin (the experiment has none, or reads it \
+                 with `from:`); add one or drop repropagate_after",
+            ));
+        }
+        let initial = match p.initial_pseudo_labels {
+            InitialPseudoLabels::Propagation => Some(propagated_labels(propagation.as_ref().map(|s| s.output), data)?),
             InitialPseudoLabels::Augmented | InitialPseudoLabels::Clean => None,
         };
         let device = ctx.device.clone().autodiff();
@@ -145,7 +152,7 @@ impl SemiSupervisedLearner for PseudoLabel {
                 swa_snapshots: 0,
             },
             split,
-            propagation,
+            propagation: initial,
             device,
         };
         match ctx.restore_checkpoint::<Progress>()? {
@@ -191,7 +198,7 @@ impl SemiSupervisedLearner for PseudoLabel {
         let bar = ctx.progress(p.epochs as u64, "semi-supervised epochs");
         bar.set_position(run.progress.epoch as u64);
         while run.progress.epoch < p.epochs {
-            run.semi_supervised_epoch(ctx)?;
+            run.semi_supervised_epoch(ctx, propagation.as_deref_mut())?;
             bar.inc(1);
         }
         bar.finish_and_clear();
@@ -427,8 +434,13 @@ impl Run<'_> {
     }
 
     /// Run 2, one epoch: two-stream batches, the regularised loss, then pseudo-label predictions from the
-    /// un-augmented images by the updated model, still in training mode; swapped in at the end of the epoch.
-    fn semi_supervised_epoch(&mut self, ctx: &mut StageContext) -> Result<()> {
+    /// un-augmented images by the updated model, still in training mode; swapped in at the end of the epoch, or,
+    /// after an epoch of `repropagate_after`, replaced by the seeds' propagation over the network's features.
+    fn semi_supervised_epoch(
+        &mut self,
+        ctx: &mut StageContext,
+        propagate_stage: Option<&mut PropagateStage<'_>>,
+    ) -> Result<()> {
         let start = Instant::now();
         let epoch = self.progress.epoch + 1;
         let order = self.two_stream.epoch_order(
@@ -459,6 +471,10 @@ impl Run<'_> {
         let mut record =
             sums.record(Phase::Ssl, self.global_epoch(Phase::Ssl, epoch), lr, start.elapsed().as_secs_f64());
         record["pseudo_labels_updated"] = swapped.into();
+        if let Some(stage) = propagate_stage.filter(|_| self.p.repropagate_after.contains(&epoch)) {
+            let accuracy = self.repropagate(ctx, stage)?;
+            record["repropagation_accuracy"] = accuracy.map_or(serde_json::Value::Null, Into::into);
+        }
         if let Some(truth) = &self.data.train.labels {
             record["pseudo_label_accuracy"] = self.labels.accuracy(truth).into();
         }
@@ -469,6 +485,30 @@ impl Run<'_> {
         ctx.log(record)?;
         self.progress.epoch = epoch;
         self.checkpoint(ctx)
+    }
+
+    /// The seeds propagated again over the network's pooled features (evaluation mode, un-augmented images); every
+    /// unlabelled image's pseudo-label becomes its new propagated label, one-hot. Returns the new propagation's
+    /// accuracy on the training images when their labels are known.
+    fn repropagate(&mut self, ctx: &mut StageContext, stage: &mut PropagateStage<'_>) -> Result<Option<f64>> {
+        let start = Instant::now();
+        let d = self.data;
+        let bar = ctx.progress(d.train.len() as u64, "features to propagate over");
+        let features =
+            extract_with(&self.model, &d.train, &d.mean, &d.std, self.p.eval_batch_size, &self.device, |m, x| {
+                bar.inc(x.dims()[0] as u64);
+                m.forward(x).features
+            })?;
+        bar.finish_and_clear();
+        let propagation = stage.propagate_again(ctx, &features)?;
+        self.labels.set_one_hot(&self.split.unlabeled, &propagation.labels);
+        let accuracy = d.train.labels.as_deref().map(|truth| propagation.accuracy(truth));
+        tracing::info!(
+            "pseudo-label: propagated again over the network's features in {:.1}s{}",
+            start.elapsed().as_secs_f64(),
+            accuracy.map_or(String::new(), |a| format!(", {:.2}% of the training images right", 100.0 * a))
+        );
+        Ok(accuracy)
     }
 
     /// Test accuracy of `model` in evaluation mode after `epoch` of `epochs`, when an evaluation is due and the test

@@ -1,11 +1,11 @@
 use std::collections::HashMap;
 
 use rand::seq::SliceRandom;
-use relab_core::artifact::{Classifier, LabeledSet, Propagation, TestAccuracy};
+use relab_core::artifact::{Classifier, LabeledSet, TestAccuracy};
 use relab_core::burn::module::Module;
 use relab_core::burn::optim::GradientsParams;
 use relab_core::burn::tensor::{Tensor, TensorData};
-use relab_core::component::{Encoder, SemiSupervisedLearner, StageContext};
+use relab_core::component::{Encoder, PropagateStage, SemiSupervisedLearner, StageContext};
 use relab_core::data::{Dataset, LoaderConfig, for_each_batch};
 use relab_core::nn::{Backbone, BackboneConfig, save_backbone};
 use relab_core::registry::{ParamError, PluginInfo};
@@ -70,7 +70,7 @@ impl SemiSupervisedLearner for Supervised {
         data: &Dataset,
         labeled: &LabeledSet,
         init: Option<&dyn Encoder>,
-        _propagation: Option<&Propagation>,
+        _propagation: Option<&mut PropagateStage<'_>>,
     ) -> Result<Classifier> {
         let p = &self.params;
         if labeled.is_empty() {
