@@ -26,6 +26,7 @@ const SHORTEN: &[&str] = &[
     "stages.train.warmup.epochs=4",
     "stages.train.warmup.schedule.milestones=[3]",
     "stages.train.epochs=2",
+    "stages.train.repropagate_after=[1]",
     "stages.train.unlabeled_per_epoch=800",
     "stages.train.schedule.milestones=[2]",
     "stages.train.swa.start=0",
@@ -104,6 +105,13 @@ fn the_main_job_shortened_fills_the_run_folder_and_beats_chance() {
         let value = s["test_accuracy"][key].as_f64().unwrap_or_else(|| panic!("test_accuracy.{key} missing"));
         assert!(value > 0.3, "test_accuracy.{key} = {value}");
     }
+    // The learner propagated the seeds again over its own features after its first semi-supervised epoch.
+    let metrics = fs::read_to_string(out.join("train/metrics.jsonl")).unwrap();
+    let again: Vec<f64> = metrics
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).unwrap()["repropagation_accuracy"].as_f64())
+        .collect();
+    assert!(again.len() == 1 && again[0] > 0.35, "repropagation accuracies {again:?}");
     let report = fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("test accuracy, SWA"), "{report}");
 }
