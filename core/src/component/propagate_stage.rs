@@ -5,7 +5,7 @@ use crate::{Error, Result};
 /// The propagate stage as the train stage's learner sees it: what the stage produced and, when a plugin made it,
 /// that propagator with the same parameters and seeds, so that a learner can propagate the seeds again over
 /// features of its own network as it trains (Iscen et al.'s iterated label propagation, which `pseudo-label`'s
-/// `repropagate` runs).
+/// `repropagate_after` runs).
 pub struct PropagateStage<'a> {
     /// The stage's output.
     pub output: &'a Propagation,
@@ -15,7 +15,6 @@ pub struct PropagateStage<'a> {
 struct Again<'a> {
     propagator: Box<dyn Propagator>,
     seeds: &'a LabeledSet,
-    num_classes: usize,
 }
 
 impl<'a> PropagateStage<'a> {
@@ -24,14 +23,9 @@ impl<'a> PropagateStage<'a> {
         PropagateStage { output, again: None }
     }
 
-    /// A stage that `propagator` ran from `seeds`.
-    pub fn with_propagator(
-        output: &'a Propagation,
-        propagator: Box<dyn Propagator>,
-        seeds: &'a LabeledSet,
-        num_classes: usize,
-    ) -> Self {
-        PropagateStage { output, again: Some(Again { propagator, seeds, num_classes }) }
+    /// A stage that `propagator` ran from `seeds`, over as many classes as `output` has.
+    pub fn with_propagator(output: &'a Propagation, propagator: Box<dyn Propagator>, seeds: &'a LabeledSet) -> Self {
+        PropagateStage { output, again: Some(Again { propagator, seeds }) }
     }
 
     pub fn can_propagate_again(&self) -> bool {
@@ -56,7 +50,7 @@ impl<'a> PropagateStage<'a> {
                 format!("{} feature rows to propagate over, for {n} images", features.rows),
             ));
         }
-        let p = again.propagator.propagate(ctx, features, again.seeds, again.num_classes)?;
+        let p = again.propagator.propagate(ctx, features, again.seeds, classes)?;
         if p.len() != n || p.num_classes != classes {
             return Err(Error::stage(
                 stage,
@@ -111,7 +105,7 @@ mod tests {
         let output = Propagation::from_scores(2, vec![1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0]);
         let seeds = LabeledSet::new(vec![0, 3], vec![0, 1]);
 
-        let mut stage = PropagateStage::with_propagator(&output, Box::new(NearestSeed1d), &seeds, 2);
+        let mut stage = PropagateStage::with_propagator(&output, Box::new(NearestSeed1d), &seeds);
         assert!(stage.can_propagate_again());
         // Seed 0 sits at 0.0 and seed 3 at 1.0: images 1 and 2 now lean the other way.
         let again = stage.propagate_again(&mut ctx, &Features::new(4, 1, vec![0.0, 0.9, 0.2, 1.0])).unwrap();

@@ -417,7 +417,7 @@ impl Runner<'_> {
             &params,
             |ctx| {
                 let mut propagate_stage = propagation.map(|(output, _)| match propagator {
-                    Some(p) => PropagateStage::with_propagator(&output.value, p, seeds, dataset.num_classes),
+                    Some(p) => PropagateStage::with_propagator(&output.value, p, seeds),
                     None => PropagateStage::output_only(&output.value),
                 });
                 let classifier = learner.train(
