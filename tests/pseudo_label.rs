@@ -76,6 +76,12 @@ fn whole_run() -> (MutexGuard<'static, ()>, &'static (PathBuf, RunOutcome)) {
     (turn, whole)
 }
 
+/// The records of a `metrics.jsonl` file, in order.
+fn records(path: &Path) -> Vec<Value> {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
 /// Every tensor of a safetensors file by name, as raw bytes (the header's key order is not stable, the data is).
 fn tensors(path: &Path) -> BTreeMap<String, Vec<u8>> {
     let bytes = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -116,11 +122,7 @@ fn trains_both_runs_and_reports_the_method_s_numbers() {
     assert!(labels.chunks(10).all(|row| (row.iter().sum::<f32>() - 1.0).abs() < 1e-4), "rows are distributions");
 
     // One record per epoch of each run, plus the initial pseudo-labels; epochs number the two runs as one curve.
-    let records: Vec<Value> = fs::read_to_string(train.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records = records(&train.join("metrics.jsonl"));
     let epochs: Vec<(String, u64)> =
         records.iter().map(|r| (r["phase"].as_str().unwrap().to_string(), r["epoch"].as_u64().unwrap())).collect();
     let want: Vec<(String, u64)> = [("warmup", 1), ("warmup", 2), ("warmup", 3), ("ssl", 4), ("ssl", 5), ("ssl", 6)]
@@ -211,11 +213,7 @@ fn the_first_pseudo_labels_can_be_the_propagated_labels() {
     let right = unlabeled.iter().filter(|&&i| propagated[i] == truth[i] as i64).count();
 
     // The record between the runs (epoch 2, after the one warm-up epoch) measures the propagated labels.
-    let records: Vec<Value> = fs::read_to_string(out.join("train/metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records = records(&out.join("train/metrics.jsonl"));
     let first = records.iter().find(|r| r["epoch"] == 2).expect("a record for the initial pseudo-labels");
     assert_eq!(first["pseudo_label_accuracy"].as_f64().unwrap(), right as f64 / 900.0, "{first}");
 
@@ -286,11 +284,7 @@ fn repropagation_relabels_every_unlabelled_image_by_the_networks_features() {
     assert!(moved > 0, "the network's features gave the same labels as the pixels'");
 
     // The epoch's record holds the new propagation's accuracy.
-    let records: Vec<Value> = fs::read_to_string(out.join("train/metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records = records(&out.join("train/metrics.jsonl"));
     let ssl = records.iter().find(|r| r["repropagation_accuracy"].is_number()).expect("a repropagation record");
     assert_eq!(ssl["repropagation_accuracy"].as_f64().unwrap(), expected.accuracy(truth), "{ssl}");
 

@@ -13,10 +13,13 @@ pub fn normalise_class_mass(scores: &mut [f32], num_classes: usize) {
             *m += v as f64;
         }
     }
+    let mut scaled = vec![0.0f64; num_classes];
     for row in scores.chunks_mut(num_classes) {
-        let scaled: Vec<f64> = row.iter().zip(&mass).map(|(&v, &m)| if m > 0.0 { v as f64 / m } else { 0.0 }).collect();
+        for ((s, &v), &m) in scaled.iter_mut().zip(row.iter()).zip(&mass) {
+            *s = if m > 0.0 { v as f64 / m } else { 0.0 };
+        }
         let norm = scaled.iter().map(|v| v * v).sum::<f64>().sqrt();
-        for (out, v) in row.iter_mut().zip(scaled) {
+        for (out, &v) in row.iter_mut().zip(&scaled) {
             *out = if norm > 0.0 { (v / norm) as f32 } else { 0.0 };
         }
     }
