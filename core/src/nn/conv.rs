@@ -15,9 +15,10 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::{DispatchKindConversion, DispatchTensor, Flex, TensorMetadata};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{DType, Tensor};
 
 use super::conv_cpu::{self, ConvGeometry};
+use super::flex_values::{flex_tensor, with_values};
 
 /// `conv.forward(x)`, on relab's CPU kernels where they apply.
 pub fn forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
@@ -89,16 +90,8 @@ fn without_autodiff(x: &Tensor<4>, weight: &Tensor<4>, g: ConvGeometry) -> Optio
 
 fn flex_forward(x: &FlexTensor, weight: &FlexTensor, g: &ConvGeometry) -> FlexTensor {
     let [ho, wo] = g.output_size();
-    let y = conv_cpu::forward(contiguous(x).storage(), contiguous(weight).storage(), g);
+    let y = with_values(x, |x| with_values(weight, |weight| conv_cpu::forward(x, weight, g)));
     flex_tensor(y, [g.batch, g.out_channels, ho, wo])
-}
-
-fn contiguous(t: &FlexTensor) -> FlexTensor {
-    if t.is_contiguous() { t.clone() } else { t.to_contiguous() }
-}
-
-fn flex_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape))
 }
 
 /// The backward pass of the CPU convolution: relab's input and weight gradients.
@@ -110,16 +103,16 @@ impl Backward<Flex, 2> for ConvBackward {
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
         let [node_x, node_weight] = ops.parents;
-        let dy = contiguous(&grads.consume::<Flex>(&ops.node));
+        let dy: FlexTensor = grads.consume::<Flex>(&ops.node);
         let (x_state, weight_state, g) = ops.state;
         let x = checkpointer.retrieve_node_output::<FlexTensor>(x_state);
         let weight = checkpointer.retrieve_node_output::<FlexTensor>(weight_state);
         if let Some(node) = node_x {
-            let dx = conv_cpu::input_grad(contiguous(&weight).storage(), dy.storage(), &g);
+            let dx = with_values(&weight, |w| with_values(&dy, |dy| conv_cpu::input_grad(w, dy, &g)));
             grads.register::<Flex>(node.id, flex_tensor(dx, [g.batch, g.in_channels, g.height, g.width]));
         }
         if let Some(node) = node_weight {
-            let dw = conv_cpu::weight_grad(contiguous(&x).storage(), dy.storage(), &g);
+            let dw = with_values(&x, |x| with_values(&dy, |dy| conv_cpu::weight_grad(x, dy, &g)));
             let shape = weight.shape().dims::<4>();
             grads.register::<Flex>(node.id, flex_tensor(dw, shape));
         }

@@ -5,6 +5,7 @@ use burn::nn::{BatchNorm, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
+use super::batch_norm as norm;
 use super::init::{batch_norm, linear_zero_bias, pytorch_default, xavier_normal};
 use super::ops::l2_normalize;
 
@@ -50,7 +51,7 @@ impl ProjectionHeadConfig {
 impl ProjectionHead {
     /// `[B, D]` features → `[B, d_output]` unit-norm embeddings.
     pub fn forward(&self, features: Tensor<2>) -> Tensor<2> {
-        let h = relu(self.bn.forward(self.linear1.forward(features)));
+        let h = relu(norm::forward(&self.bn, self.linear1.forward(features)));
         l2_normalize(self.linear2.forward(h))
     }
 }

@@ -6,6 +6,8 @@
 //! * [`backbone`]: the four networks behind one module, chosen by [`BackboneKind`] name, returning pooled features
 //!   and logits.
 //! * [`store`]: a backbone on disk, `weights.safetensors` + `model.json`.
+//! * [`conv`], [`batch_norm`]: the convolution and training-mode batch norm every network calls, on relab's own
+//!   CPU kernels ([`conv_cpu`], [`batch_norm_cpu`]) where the tensors live on burn's CPU backend.
 //! * [`init`], [`ops`], [`params`]: initialisers, parameter-free operations, PyTorch-style parameter counts.
 //! * [`seeded`]: building a module from a seed while other threads of the process draw too.
 //!
@@ -14,8 +16,11 @@
 //! norm takes its training path only on an autodiff device (`Module::valid()` gives the evaluation model).
 
 pub mod backbone;
+pub mod batch_norm;
+pub mod batch_norm_cpu;
 pub mod conv;
 pub mod conv_cpu;
+mod flex_values;
 pub mod heads;
 pub mod init;
 pub mod ops;

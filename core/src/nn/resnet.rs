@@ -20,6 +20,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
+use super::batch_norm as norm;
 use super::conv;
 use super::init::{ConvInit, batch_norm, conv2d, pytorch_default};
 use super::ops::global_avg_pool;
@@ -183,7 +184,7 @@ pub struct Shortcut {
 
 impl Shortcut {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(conv::forward(&self.conv, x))
+        norm::forward(&self.bn, conv::forward(&self.conv, x))
     }
 }
 
@@ -206,8 +207,8 @@ pub struct BasicBlock {
 
 impl BasicBlock {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(self.bn1.forward(conv::forward(&self.conv1, x.clone())));
-        let out = self.bn2.forward(conv::forward(&self.conv2, out));
+        let out = relu(norm::forward(&self.bn1, conv::forward(&self.conv1, x.clone())));
+        let out = norm::forward(&self.bn2, conv::forward(&self.conv2, out));
         relu(out + shortcut(&self.shortcut, x))
     }
 }
@@ -226,9 +227,9 @@ pub struct Bottleneck {
 
 impl Bottleneck {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(self.bn1.forward(conv::forward(&self.conv1, x.clone())));
-        let out = relu(self.bn2.forward(conv::forward(&self.conv2, out)));
-        let out = self.bn3.forward(conv::forward(&self.conv3, out));
+        let out = relu(norm::forward(&self.bn1, conv::forward(&self.conv1, x.clone())));
+        let out = relu(norm::forward(&self.bn2, conv::forward(&self.conv2, out)));
+        let out = norm::forward(&self.bn3, conv::forward(&self.conv3, out));
         relu(out + shortcut(&self.shortcut, x))
     }
 }
@@ -269,7 +270,7 @@ pub struct ResNet {
 impl ResNet {
     /// The globally average-pooled output of stage 4, `[B, 512·expansion]`.
     pub fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = relu(self.bn1.forward(conv::forward(&self.conv1, x)));
+        let mut x = relu(norm::forward(&self.bn1, conv::forward(&self.conv1, x)));
         if let Some(pool) = &self.maxpool {
             x = pool.forward(x);
         }

@@ -1,0 +1,200 @@
+//! The batch norm every relab network calls: [`forward`] runs a training-mode `BatchNorm` through relab's fused
+//! kernels ([`super::batch_norm_cpu`]) when the tensors live on burn's CPU backend (flex) in f32, and through burn's
+//! own `BatchNorm::forward` everywhere else (evaluation, frozen layers, GPU backends).
+//!
+//! On the CPU the kernels run as one custom autodiff operation (burn's `extension` API), as the convolution does:
+//! burn's batch norm reduces over transposed copies of the activation and differentiates through a chain of
+//! broadcast operations, about a fifth of a WRN training step. The running statistics are updated exactly as burn
+//! updates them, from the batch's mean and biased variance.
+
+use burn::backend::Flex;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, CheckpointStrategy, NoCheckpointing};
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::{Autodiff, NodeId};
+use burn::backend::flex::FlexTensor;
+use burn::backend::{DispatchKindConversion, DispatchTensor, TensorMetadata};
+use burn::nn::BatchNorm;
+use burn::tensor::{DType, Tensor, TensorData};
+
+use super::batch_norm_cpu::{self, NormLayout};
+use super::flex_values::{flex_tensor, flex_tensor_dyn, with_values};
+
+/// `bn.forward(x)`, on relab's CPU kernels where they apply.
+pub fn forward<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    // burn's own condition for the training path: an autodiff device and a layer not frozen out of training.
+    let training = x.device().is_autodiff() && bn.training.is_enabled();
+    let layout = NormLayout::of(&x.dims());
+    let channels = bn.gamma.dims()[0];
+    let Some(layout) = layout.filter(|l| training && x.dtype() == DType::F32 && l.channels == channels) else {
+        return bn.forward(x);
+    };
+    let device = x.device();
+    let (gamma, beta) = (bn.gamma.val(), bn.beta.val());
+    let Some((y, mean, variance)) = on_cpu::<NoCheckpointing, D>(&x, &gamma, &beta, bn.epsilon, layout)
+        .or_else(|| on_cpu::<BalancedCheckpointing, D>(&x, &gamma, &beta, bn.epsilon, layout))
+    else {
+        return bn.forward(x);
+    };
+    let statistic = |values: Vec<f32>| Tensor::<1>::from_data(TensorData::new(values, [channels]), &device);
+    let update = |running: Tensor<1>, batch: Vec<f32>| {
+        running.to_device(&device).mul_scalar(1.0 - bn.momentum).add(statistic(batch).mul_scalar(bn.momentum))
+    };
+    bn.running_mean.update(update(bn.running_mean.value_sync(), mean).detach());
+    bn.running_var.update(update(bn.running_var.value_sync(), variance).detach());
+    y
+}
+
+/// The batch norm as a tracked operation on `Autodiff<Flex, C>`, with the batch's mean and variance; `None` when
+/// the tensors live elsewhere.
+fn on_cpu<C: CheckpointStrategy, const D: usize>(
+    x: &Tensor<D>,
+    gamma: &Tensor<1>,
+    beta: &Tensor<1>,
+    epsilon: f64,
+    layout: NormLayout,
+) -> Option<(Tensor<D>, Vec<f32>, Vec<f32>)>
+where
+    DispatchTensor: DispatchKindConversion<Autodiff<Flex, C>>,
+{
+    let x = x.clone().try_into_primitive::<Autodiff<Flex, C>>().ok()?;
+    let gamma = gamma.clone().try_into_primitive::<Autodiff<Flex, C>>().ok()?;
+    let beta = beta.clone().try_into_primitive::<Autodiff<Flex, C>>().ok()?;
+    let gamma_values = with_values(gamma.primitive(), <[f32]>::to_vec);
+    let normalised = with_values(x.primitive(), |x| {
+        with_values(beta.primitive(), |beta| batch_norm_cpu::forward(x, &gamma_values, beta, epsilon, layout))
+    });
+    let shape = x.primitive().shape().dims::<D>();
+    let y = flex_tensor(normalised.output, shape);
+    let y = match BatchNormBackward.prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
+        OpsKind::Tracked(mut prep) => {
+            let x_state = prep.checkpoint(&x);
+            let state = Saved {
+                gamma: gamma_values,
+                mean: normalised.mean.clone(),
+                variance: normalised.variance.clone(),
+                epsilon,
+                layout,
+                shape: shape.to_vec(),
+            };
+            prep.finish((x_state, state), y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    Some((Tensor::from_primitive::<Autodiff<Flex, C>>(y), normalised.mean, normalised.variance))
+}
+
+/// What the backward pass needs beside the input: γ and the batch statistics, as the forward pass read them.
+#[derive(Debug, Clone)]
+struct Saved {
+    gamma: Vec<f32>,
+    mean: Vec<f32>,
+    variance: Vec<f32>,
+    epsilon: f64,
+    layout: NormLayout,
+    shape: Vec<usize>,
+}
+
+/// The backward pass of the CPU batch norm: relab's input, γ and β gradients.
+#[derive(Debug)]
+struct BatchNormBackward;
+
+impl Backward<Flex, 3> for BatchNormBackward {
+    type State = (NodeId, Saved);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+        let [node_x, node_gamma, node_beta] = ops.parents;
+        let dy: FlexTensor = grads.consume::<Flex>(&ops.node);
+        let (x_state, s) = ops.state;
+        let x = checkpointer.retrieve_node_output::<FlexTensor>(x_state);
+        let g = with_values(&x, |x| {
+            with_values(&dy, |dy| {
+                batch_norm_cpu::backward(x, dy, &s.gamma, (&s.mean, &s.variance), s.epsilon, s.layout)
+            })
+        });
+        if let Some(node) = node_x {
+            grads.register::<Flex>(node.id, flex_tensor_dyn(g.x, s.shape));
+        }
+        if let Some(node) = node_gamma {
+            grads.register::<Flex>(node.id, flex_tensor(g.gamma, [s.layout.channels]));
+        }
+        if let Some(node) = node_beta {
+            grads.register::<Flex>(node.id, flex_tensor(g.beta, [s.layout.channels]));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::module::Module;
+    use burn::nn::BatchNormConfig;
+    use burn::tensor::{Device, Distribution};
+
+    use super::*;
+
+    fn close<const D: usize>(a: &Tensor<D>, b: &Tensor<D>, what: &str) {
+        let (a, b) = (a.to_data().try_to_vec::<f32>().unwrap(), b.to_data().try_to_vec::<f32>().unwrap());
+        assert_eq!(a.len(), b.len(), "{what}");
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert!((x - y).abs() <= 2e-4 * (1.0 + y.abs()), "{what}[{i}]: relab {x}, burn {y}");
+        }
+    }
+
+    /// Two copies of one layer with γ, β and running statistics away from their initial values.
+    fn layers(channels: usize, device: &Device) -> (BatchNorm, BatchNorm) {
+        let mut bn = BatchNormConfig::new(channels).with_momentum(0.3).init(device);
+        let random = |shift: f64| Tensor::<1>::random([channels], Distribution::Normal(shift, 0.5), device);
+        bn.gamma = bn.gamma.map(|_| random(1.0).require_grad());
+        bn.beta = bn.beta.map(|_| random(0.0).require_grad());
+        bn.running_mean.update(random(0.0));
+        bn.running_var.update(random(2.0).abs());
+        (bn.clone().fork(device), bn)
+    }
+
+    /// relab's kernels against burn's own batch norm: the output, the running statistics after the step and the
+    /// gradients of a loss that weighs every output differently, for NCHW and `[B, C]` inputs.
+    #[test]
+    fn values_statistics_and_gradients_match_burns_batch_norm() {
+        let device = Device::flex().autodiff();
+        for dims in [[4usize, 3, 5, 5].to_vec(), vec![2, 6, 3, 7], vec![1, 2, 4, 4]] {
+            let (ours_bn, burns_bn) = layers(dims[1], &device);
+            let dims: [usize; 4] = dims.try_into().unwrap();
+            let x = Tensor::<4>::random(dims, Distribution::Normal(0.7, 2.0), &device).require_grad();
+            let ours = forward(&ours_bn, x.clone());
+            let burns = burns_bn.forward(x.clone());
+            close(&ours, &burns, "output");
+            close(&ours_bn.running_mean.value(), &burns_bn.running_mean.value(), "running mean");
+            close(&ours_bn.running_var.value(), &burns_bn.running_var.value(), "running variance");
+            let weights = Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device);
+            let g_ours = (ours * weights.clone()).sum().backward();
+            let g_burn = (burns * weights).sum().backward();
+            close(&x.grad(&g_ours).unwrap(), &x.grad(&g_burn).unwrap(), "input gradient");
+            for (name, a, b) in [("γ", &ours_bn.gamma, &burns_bn.gamma), ("β", &ours_bn.beta, &burns_bn.beta)] {
+                close(&a.val().grad(&g_ours).unwrap(), &b.val().grad(&g_burn).unwrap(), name);
+            }
+        }
+        let (ours_bn, burns_bn) = layers(5, &device);
+        let x = Tensor::<2>::random([6, 5], Distribution::Normal(-1.0, 3.0), &device).require_grad();
+        let (ours, burns) = (forward(&ours_bn, x.clone()), burns_bn.forward(x.clone()));
+        close(&ours, &burns, "[B, C] output");
+        let (g_ours, g_burn) = (ours.powi_scalar(2).sum().backward(), burns.powi_scalar(2).sum().backward());
+        close(&x.grad(&g_ours).unwrap(), &x.grad(&g_burn).unwrap(), "[B, C] input gradient");
+    }
+
+    #[test]
+    fn the_kernels_run_on_flex_and_evaluation_keeps_burns_path() {
+        let device = Device::flex().autodiff();
+        let (bn, _) = layers(3, &device);
+        let x = Tensor::<4>::random([2, 3, 4, 4], Distribution::Normal(0.0, 1.0), &device);
+        let layout = NormLayout::of(&x.dims()).unwrap();
+        let (gamma, beta) = (bn.gamma.val(), bn.beta.val());
+        assert!(on_cpu::<NoCheckpointing, 4>(&x, &gamma, &beta, bn.epsilon, layout).is_some(), "the kernel path");
+        // Evaluation: no autodiff device, so burn's inference path with the running statistics, which stay.
+        let valid = bn.valid();
+        let x = Tensor::<4>::random([2, 3, 4, 4], Distribution::Normal(0.0, 1.0), &Device::flex());
+        let before = valid.running_mean.value().to_data();
+        close(&forward(&valid, x.clone()), &valid.forward(x), "evaluation output");
+        assert_eq!(valid.running_mean.value().to_data(), before);
+    }
+}
