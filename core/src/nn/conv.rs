@@ -107,15 +107,18 @@ impl Backward<Flex, 2> for ConvBackward {
         let (x_state, weight_state, g) = ops.state;
         let x = checkpointer.retrieve_node_output::<FlexTensor>(x_state);
         let weight = checkpointer.retrieve_node_output::<FlexTensor>(weight_state);
-        if let Some(node) = node_x {
-            let dx = with_values(&weight, |w| with_values(&dy, |dy| conv_cpu::input_grad(w, dy, &g)));
-            grads.register::<Flex>(node.id, flex_tensor(dx, [g.batch, g.in_channels, g.height, g.width]));
-        }
-        if let Some(node) = node_weight {
-            let dw = with_values(&x, |x| with_values(&dy, |dy| conv_cpu::weight_grad(x, dy, &g)));
-            let shape = weight.shape().dims::<4>();
-            grads.register::<Flex>(node.id, flex_tensor(dw, shape));
-        }
+        // One read of dy for both gradients: a strided gradient (a broadcast one, say) is copied once.
+        with_values(&dy, |dy| {
+            if let Some(node) = node_x {
+                let dx = with_values(&weight, |w| conv_cpu::input_grad(w, dy, &g));
+                grads.register::<Flex>(node.id, flex_tensor(dx, [g.batch, g.in_channels, g.height, g.width]));
+            }
+            if let Some(node) = node_weight {
+                let dw = with_values(&x, |x| conv_cpu::weight_grad(x, dy, &g));
+                let shape = weight.shape().dims::<4>();
+                grads.register::<Flex>(node.id, flex_tensor(dw, shape));
+            }
+        });
     }
 }
 
