@@ -19,7 +19,7 @@ use burn::nn::BatchNorm;
 use burn::tensor::{DType, Tensor, TensorData};
 
 use super::batch_norm_cpu::{self, NormLayout};
-use super::flex_values::{flex_tensor, flex_tensor_dyn, with_values};
+use super::flex_values::{flex_tensor, with_values};
 
 /// `bn.forward(x)`, on relab's CPU kernels where they apply.
 pub fn forward<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
@@ -65,8 +65,7 @@ where
     let normalised = with_values(x.primitive(), |x| {
         with_values(beta.primitive(), |beta| batch_norm_cpu::forward(x, &gamma_values, beta, epsilon, layout))
     });
-    let shape = x.primitive().shape().dims::<D>();
-    let y = flex_tensor(normalised.output, shape);
+    let y = flex_tensor(normalised.output, x.primitive().shape());
     let y = match BatchNormBackward.prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
         OpsKind::Tracked(mut prep) => {
             let x_state = prep.checkpoint(&x);
@@ -76,7 +75,6 @@ where
                 variance: normalised.variance.clone(),
                 epsilon,
                 layout,
-                shape: shape.to_vec(),
             };
             prep.finish((x_state, state), y)
         }
@@ -93,7 +91,6 @@ struct Saved {
     variance: Vec<f32>,
     epsilon: f64,
     layout: NormLayout,
-    shape: Vec<usize>,
 }
 
 /// The backward pass of the CPU batch norm: relab's input, γ and β gradients.
@@ -114,7 +111,7 @@ impl Backward<Flex, 3> for BatchNormBackward {
             })
         });
         if let Some(node) = node_x {
-            grads.register::<Flex>(node.id, flex_tensor_dyn(g.x, s.shape));
+            grads.register::<Flex>(node.id, flex_tensor(g.x, x.shape()));
         }
         if let Some(node) = node_gamma {
             grads.register::<Flex>(node.id, flex_tensor(g.gamma, [s.layout.channels]));

@@ -71,21 +71,9 @@ pub struct NormGrads {
 
 const LANES: usize = 8;
 
-/// `Σ f(v)` over a slice, in eight f32 lanes (which the compiler vectorises) added up in f64.
-fn lane_sum(values: &[f32], f: impl Fn(f32) -> f32) -> f64 {
-    let mut lanes = [0.0f32; LANES];
-    let chunks = values.chunks_exact(LANES);
-    let tail: f64 = chunks.remainder().iter().map(|&v| f(v) as f64).sum();
-    for chunk in chunks {
-        for (lane, &v) in lanes.iter_mut().zip(chunk) {
-            *lane += f(v);
-        }
-    }
-    lanes.iter().map(|&l| l as f64).sum::<f64>() + tail
-}
-
-/// `Σ f(a, b)` over two slices of one length, as [`lane_sum`].
-fn lane_sum2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
+/// `Σ f(a_i, b_i)` over two slices of one length (`b` may be `a` itself), in eight f32 lanes (which the compiler
+/// vectorises) added up in f64.
+fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
     let mut lanes = [0.0f32; LANES];
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let tail: f64 = ca.remainder().iter().zip(cb.remainder()).map(|(&x, &y)| f(x, y) as f64).sum();
@@ -116,9 +104,9 @@ pub fn forward(x: &[f32], gamma: &[f32], beta: &[f32], epsilon: f64, layout: Nor
     let stats: Vec<(f64, f64)> = (0..layout.channels)
         .into_par_iter()
         .map(|c| {
-            let mean = layout.planes(x, c).map(|p| lane_sum(p, |v| v)).sum::<f64>() / n;
+            let mean = layout.planes(x, c).map(|p| lane_sum(p, p, |v, _| v)).sum::<f64>() / n;
             let m = mean as f32;
-            let variance = layout.planes(x, c).map(|p| lane_sum(p, |v| (v - m) * (v - m))).sum::<f64>() / n;
+            let variance = layout.planes(x, c).map(|p| lane_sum(p, p, |v, _| (v - m) * (v - m))).sum::<f64>() / n;
             (mean, variance)
         })
         .collect();
@@ -155,7 +143,7 @@ pub fn backward(
             let m = mean[c];
             let planes = layout.planes(x, c).zip(layout.planes(dy, c));
             planes.fold((0.0, 0.0), |(sum_dy, sum_dy_xc), (x, dy)| {
-                (sum_dy + lane_sum(dy, |g| g), sum_dy_xc + lane_sum2(x, dy, |v, g| g * (v - m)))
+                (sum_dy + lane_sum(dy, dy, |g, _| g), sum_dy_xc + lane_sum(x, dy, |v, g| g * (v - m)))
             })
         })
         .collect();

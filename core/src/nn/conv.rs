@@ -115,8 +115,7 @@ impl Backward<Flex, 2> for ConvBackward {
             }
             if let Some(node) = node_weight {
                 let dw = with_values(&x, |x| conv_cpu::weight_grad(x, dy, &g));
-                let shape = weight.shape().dims::<4>();
-                grads.register::<Flex>(node.id, flex_tensor(dw, shape));
+                grads.register::<Flex>(node.id, flex_tensor(dw, weight.shape()));
             }
         });
     }

@@ -1,7 +1,7 @@
 //! Reading and making burn CPU-backend (flex) tensors as plain `f32` slices, for relab's own CPU kernels.
 
 use burn::backend::flex::FlexTensor;
-use burn::tensor::TensorData;
+use burn::tensor::{Shape, TensorData};
 
 /// `f` applied to the tensor's values in row-major order. A flex tensor's storage may be larger than its values (a
 /// view starting at an offset) or strided (a transposed view); only the second is copied.
@@ -17,12 +17,7 @@ pub(crate) fn with_values<R>(t: &FlexTensor, f: impl FnOnce(&[f32]) -> R) -> R {
 }
 
 /// A flex tensor of these row-major values.
-pub(crate) fn flex_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape))
-}
-
-/// A flex tensor of these row-major values and a shape known only at run time.
-pub(crate) fn flex_tensor_dyn(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+pub(crate) fn flex_tensor(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
