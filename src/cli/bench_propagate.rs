@@ -35,7 +35,8 @@ pub struct PropagateArgs {
     tolerance: f64,
     #[arg(long, value_enum, default_value = "cosine")]
     weights: WeightsArg,
-    /// Balance the scores across classes before the argmax (class_mass: each class divided by its total).
+    /// Balance the scores across classes before the argmax (class_mass: each class divided by its total; sinkhorn:
+    /// scaled to equal class masses, Sinkhorn-Knopp on the squared scores).
     #[arg(long, value_enum, default_value = "none")]
     balance: BalanceArg,
     /// Skip the PCA whitening.
@@ -54,6 +55,7 @@ pub struct PropagateArgs {
 enum BalanceArg {
     None,
     ClassMass,
+    Sinkhorn,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -93,6 +95,7 @@ pub fn propagate(args: PropagateArgs) -> anyhow::Result<()> {
         balance: match args.balance {
             BalanceArg::None => Balance::None,
             BalanceArg::ClassMass => Balance::ClassMass,
+            BalanceArg::Sinkhorn => Balance::Sinkhorn,
         },
         ..DiffusionParams::default()
     };

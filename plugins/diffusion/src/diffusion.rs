@@ -17,6 +17,7 @@ use serde_json::json;
 
 use crate::class_mass::normalise_class_mass;
 use crate::params::{Balance, DiffusionParams, KnnOn};
+use crate::sinkhorn::balance_sinkhorn;
 use crate::{cg, graph};
 
 /// Wall-clock seconds of each phase, named as `shared/bench/labelprop_reference.py` prints them.
@@ -199,7 +200,8 @@ impl Diffusion {
             seconds.cg
         );
 
-        let (propagation, unreached) = scores_and_labels(solution.x, num_classes, &classes_without_seeds, p.balance);
+        let (propagation, unreached) =
+            scores_and_labels(solution.x, num_classes, &classes_without_seeds, p.balance, p.sinkhorn_power);
         if unreached > 0 {
             tracing::warn!("diffusion: {unreached} samples were reached by no seed; they take the first seeded class");
         }
@@ -261,6 +263,7 @@ pub fn scores_and_labels(
     num_classes: usize,
     classes_without_seeds: &[usize],
     balance: Balance,
+    sinkhorn_power: f64,
 ) -> (Propagation, usize) {
     let fallback = (0..num_classes).find(|c| !classes_without_seeds.contains(c)).unwrap_or(0) as u32;
     let mut scores = Vec::with_capacity(z.len());
@@ -268,8 +271,10 @@ pub fn scores_and_labels(
         let norm = row.iter().map(|&v| v.max(0.0).powi(2)).sum::<f64>().sqrt().max(1e-12);
         scores.extend(row.iter().map(|&v| (v.max(0.0) / norm) as f32));
     }
-    if balance == Balance::ClassMass {
-        normalise_class_mass(&mut scores, num_classes);
+    match balance {
+        Balance::None => {}
+        Balance::ClassMass => normalise_class_mass(&mut scores, num_classes),
+        Balance::Sinkhorn => balance_sinkhorn(&mut scores, num_classes, sinkhorn_power),
     }
     let mut labels = Vec::with_capacity(z.len() / num_classes);
     let mut unreached = 0;
@@ -362,7 +367,7 @@ mod tests {
     fn unreached_samples_take_the_first_seeded_class() {
         // Row 1 is all zeros (no seed reached it); class 0 has no seed, so the fallback is class 1.
         let z = vec![0.0, 0.2, 0.5, 0.0, 0.0, 0.0, 0.0, -0.3, 0.0];
-        let (p, unreached) = scores_and_labels(z, 3, &[0], Balance::None);
+        let (p, unreached) = scores_and_labels(z, 3, &[0], Balance::None, 2.0);
         assert_eq!(unreached, 2, "a row with only negative entries is unreached too");
         assert_eq!(p.labels, vec![2, 1, 1]);
         let s = 0.2 / (0.04f64 + 0.25).sqrt();
@@ -383,6 +388,27 @@ mod tests {
         let (plain, balanced) = (run(Balance::None), run(Balance::ClassMass));
         let mut expected = plain.propagation.scores.clone();
         normalise_class_mass(&mut expected, 2);
+        assert_eq!(balanced.propagation.scores, expected);
+        let relabelled = Propagation::from_scores(2, expected).labels;
+        assert_eq!(balanced.propagation.labels, relabelled);
+        let class_1 = |o: &Outcome| o.propagation.labels.iter().filter(|&&l| l == 1).count();
+        assert_eq!((class_1(&plain), class_1(&balanced)), (105, 65));
+    }
+
+    #[test]
+    fn sinkhorn_balance_holds_the_classes_to_about_equal_counts() {
+        // The clusters above: the Sinkhorn scores are exactly the balancing of the plain ones, and their argmax moves
+        // class 1 from 105 of the 120 points to 65, as the class mass normalisation does here: equal masses do not
+        // make equal argmax counts.
+        let (a, b) = (vec![1.0, 0.0, 0.0], vec![0.0, 1.0, 0.0]);
+        let (f, _) = clusters(&[a.clone(), a.clone(), a, b], 30, 1.5, 7);
+        let seeds = LabeledSet::new(vec![0, 3], vec![0, 1]);
+        let run = |balance| {
+            Diffusion::new(DiffusionParams { balance, ..params(8) }).unwrap().run(&f, &seeds, 2, &no_bar).unwrap()
+        };
+        let (plain, balanced) = (run(Balance::None), run(Balance::Sinkhorn));
+        let mut expected = plain.propagation.scores.clone();
+        balance_sinkhorn(&mut expected, 2, 2.0);
         assert_eq!(balanced.propagation.scores, expected);
         let relabelled = Propagation::from_scores(2, expected).labels;
         assert_eq!(balanced.propagation.labels, relabelled);

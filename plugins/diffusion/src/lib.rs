@@ -12,6 +12,7 @@ mod graph;
 mod nearest_seed;
 mod params;
 mod reorder;
+mod sinkhorn;
 
 pub use cg::{Solution, solve, solve_in_order};
 pub use class_mass::normalise_class_mass;
@@ -20,3 +21,4 @@ pub use diffusion::{Diffusion, Outcome, PhaseSeconds, right_hand_sides, scores_a
 pub use graph::{Graph, build as build_graph, edge_weight};
 pub use nearest_seed::{Metric, NearestSeed, NearestSeedParams};
 pub use params::{Balance, DiffusionParams, KnnOn, Weights};
+pub use sinkhorn::balance_sinkhorn;

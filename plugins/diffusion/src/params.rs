@@ -25,6 +25,10 @@ pub enum Balance {
     /// its share. It assumes classes of about equal size, as the training sets of Fashion-MNIST, CIFAR and
     /// miniImageNet are.
     ClassMass,
+    /// Sinkhorn balancing: the scores, raised to `sinkhorn_power`, scaled until every class holds the same mass and
+    /// every sample's scores sum to one, before the argmax. Where class mass normalisation rescales each class
+    /// once, this holds the classes to equal shares, so a class the graph reaches badly still gets its share.
+    Sinkhorn,
 }
 
 /// Where the exact kNN search runs. Both places give the same neighbours (ties to the lower index), up to float
@@ -55,6 +59,7 @@ pub struct DiffusionParams {
     pub whiten: bool,
     pub knn: KnnOn,
     pub balance: Balance,
+    pub sinkhorn_power: f64,
 }
 
 impl Default for DiffusionParams {
@@ -69,6 +74,7 @@ impl Default for DiffusionParams {
             whiten: true,
             knn: KnnOn::Auto,
             balance: Balance::None,
+            sinkhorn_power: 2.0,
         }
     }
 }
@@ -91,8 +97,10 @@ impl PluginParams for DiffusionParams {
             (
                 "balance",
                 "none: each row's argmax (the original); class_mass: divide each class's scores by its total over \
-                 all samples first, for classes of about equal size",
+                 all samples first; sinkhorn: scale the scores to equal class masses (Sinkhorn-Knopp) first; both \
+                 for classes of about equal size",
             ),
+            ("sinkhorn_power", "with balance: sinkhorn, the power the scores are raised to before the scaling"),
         ]
     }
 }
@@ -118,6 +126,9 @@ impl DiffusionParams {
         }
         if !(self.tolerance.is_finite() && self.tolerance >= 0.0) {
             return bad("tolerance", format!("must be a finite number ≥ 0, found {}", self.tolerance));
+        }
+        if !(self.sinkhorn_power.is_finite() && self.sinkhorn_power > 0.0) {
+            return bad("sinkhorn_power", format!("must be a positive number, found {}", self.sinkhorn_power));
         }
         Ok(())
     }
