@@ -375,45 +375,29 @@ mod tests {
     }
 
     #[test]
-    fn class_mass_balance_takes_the_argmax_of_the_balanced_scores() {
+    fn each_balance_takes_the_argmax_of_its_balanced_scores() {
         // Two overlapping clusters of 90 and 30 points, one seed each: the plain diffusion gives class 1 most of
-        // the points; the balance, which assumes equal classes, moves the counts towards 60 each. Its scores are
-        // exactly the class mass normalisation of the plain ones.
+        // the points; both balances, which assume equal classes, move the counts towards 60 each. Their scores are
+        // exactly the balancing of the plain ones. Here both end at 65: equal masses do not make equal counts.
         let (a, b) = (vec![1.0, 0.0, 0.0], vec![0.0, 1.0, 0.0]);
         let (f, _) = clusters(&[a.clone(), a.clone(), a, b], 30, 1.5, 7);
         let seeds = LabeledSet::new(vec![0, 3], vec![0, 1]);
         let run = |balance| {
             Diffusion::new(DiffusionParams { balance, ..params(8) }).unwrap().run(&f, &seeds, 2, &no_bar).unwrap()
         };
-        let (plain, balanced) = (run(Balance::None), run(Balance::ClassMass));
-        let mut expected = plain.propagation.scores.clone();
-        normalise_class_mass(&mut expected, 2);
-        assert_eq!(balanced.propagation.scores, expected);
-        let relabelled = Propagation::from_scores(2, expected).labels;
-        assert_eq!(balanced.propagation.labels, relabelled);
-        let class_1 = |o: &Outcome| o.propagation.labels.iter().filter(|&&l| l == 1).count();
-        assert_eq!((class_1(&plain), class_1(&balanced)), (105, 65));
-    }
-
-    #[test]
-    fn sinkhorn_balance_holds_the_classes_to_about_equal_counts() {
-        // The clusters above: the Sinkhorn scores are exactly the balancing of the plain ones, and their argmax moves
-        // class 1 from 105 of the 120 points to 65, as the class mass normalisation does here: equal masses do not
-        // make equal argmax counts.
-        let (a, b) = (vec![1.0, 0.0, 0.0], vec![0.0, 1.0, 0.0]);
-        let (f, _) = clusters(&[a.clone(), a.clone(), a, b], 30, 1.5, 7);
-        let seeds = LabeledSet::new(vec![0, 3], vec![0, 1]);
-        let run = |balance| {
-            Diffusion::new(DiffusionParams { balance, ..params(8) }).unwrap().run(&f, &seeds, 2, &no_bar).unwrap()
-        };
-        let (plain, balanced) = (run(Balance::None), run(Balance::Sinkhorn));
-        let mut expected = plain.propagation.scores.clone();
-        balance_sinkhorn(&mut expected, 2, 2.0);
-        assert_eq!(balanced.propagation.scores, expected);
-        let relabelled = Propagation::from_scores(2, expected).labels;
-        assert_eq!(balanced.propagation.labels, relabelled);
-        let class_1 = |o: &Outcome| o.propagation.labels.iter().filter(|&&l| l == 1).count();
-        assert_eq!((class_1(&plain), class_1(&balanced)), (105, 65));
+        let plain = run(Balance::None);
+        let class_mass: fn(&mut [f32]) = |s| normalise_class_mass(s, 2);
+        let sinkhorn: fn(&mut [f32]) = |s| balance_sinkhorn(s, 2, 2.0);
+        for (balance, apply) in [(Balance::ClassMass, class_mass), (Balance::Sinkhorn, sinkhorn)] {
+            let balanced = run(balance);
+            let mut expected = plain.propagation.scores.clone();
+            apply(&mut expected);
+            assert_eq!(balanced.propagation.scores, expected, "{balance:?}");
+            let relabelled = Propagation::from_scores(2, expected).labels;
+            assert_eq!(balanced.propagation.labels, relabelled, "{balance:?}");
+            let class_1 = |o: &Outcome| o.propagation.labels.iter().filter(|&&l| l == 1).count();
+            assert_eq!((class_1(&plain), class_1(&balanced)), (105, 65), "{balance:?}");
+        }
     }
 
     #[test]
