@@ -4,25 +4,17 @@
 //! many samples of their neighbours' classes. Dividing each class's column by its total makes the classes'
 //! masses equal before the argmax, which is right when the classes are about equally frequent.
 
+use crate::score_block::{column_masses, store_unit_rows};
+
 /// Divides each column of the row-major `n × num_classes` block by its sum over all rows (a column that sums to
 /// zero, a class no seed reached, stays zero), then scales each row back to unit L2 norm; rows of zeros stay zero.
 pub fn normalise_class_mass(scores: &mut [f32], num_classes: usize) {
-    let mut mass = vec![0.0f64; num_classes];
-    for row in scores.chunks(num_classes) {
-        for (m, &v) in mass.iter_mut().zip(row) {
-            *m += v as f64;
-        }
-    }
-    let mut scaled = vec![0.0f64; num_classes];
-    for row in scores.chunks_mut(num_classes) {
-        for ((s, &v), &m) in scaled.iter_mut().zip(row.iter()).zip(&mass) {
-            *s = if m > 0.0 { v as f64 / m } else { 0.0 };
-        }
-        let norm = scaled.iter().map(|v| v * v).sum::<f64>().sqrt();
-        for (out, &v) in row.iter_mut().zip(&scaled) {
-            *out = if norm > 0.0 { (v / norm) as f32 } else { 0.0 };
-        }
-    }
+    let mass = column_masses(scores, num_classes);
+    let scaled: Vec<f64> = scores
+        .chunks(num_classes)
+        .flat_map(|row| row.iter().zip(&mass).map(|(&v, &m)| if m > 0.0 { v as f64 / m } else { 0.0 }))
+        .collect();
+    store_unit_rows(scores, &scaled, num_classes);
 }
 
 #[cfg(test)]

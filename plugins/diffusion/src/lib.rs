@@ -12,6 +12,7 @@ mod graph;
 mod nearest_seed;
 mod params;
 mod reorder;
+mod score_block;
 mod sinkhorn;
 
 pub use cg::{Solution, solve, solve_in_order};

@@ -7,6 +7,8 @@
 //! to the scores closest to the sharpened ones, in the KL sense, under which every class holds the same mass. It
 //! assumes classes of about equal size, as the class mass normalisation does.
 
+use crate::score_block::{column_masses, store_unit_rows};
+
 /// Relative error of the class masses at which the scaling stops.
 const TOLERANCE: f64 = 1e-9;
 /// The scaling converges geometrically; this bounds it where a class's scores are zero on most samples.
@@ -18,12 +20,7 @@ const MAX_ROUNDS: usize = 10_000;
 pub fn balance_sinkhorn(scores: &mut [f32], num_classes: usize, power: f64) {
     let mut p: Vec<f64> = scores.iter().map(|&v| (v.max(0.0) as f64).powf(power)).collect();
     equal_class_masses(&mut p, num_classes);
-    for (row, balanced) in scores.chunks_mut(num_classes).zip(p.chunks(num_classes)) {
-        let norm = balanced.iter().map(|v| v * v).sum::<f64>().sqrt();
-        for (out, &v) in row.iter_mut().zip(balanced) {
-            *out = if norm > 0.0 { (v / norm) as f32 } else { 0.0 };
-        }
-    }
+    store_unit_rows(scores, &p, num_classes);
 }
 
 /// Sinkhorn–Knopp on non-negative `p`: afterwards every non-zero row sums to one and every non-zero column to
@@ -36,29 +33,24 @@ fn equal_class_masses(p: &mut [f64], num_classes: usize) {
         return;
     }
     let share = rows as f64 / columns as f64;
+    let mut scale = vec![0.0; num_classes];
     for _ in 0..MAX_ROUNDS {
-        let scale: Vec<f64> = mass.iter().map(|&m| if m > 0.0 { share / m } else { 0.0 }).collect();
+        for (s, m) in scale.iter_mut().zip(&mut mass) {
+            *s = if *m > 0.0 { share / *m } else { 0.0 };
+            *m = 0.0;
+        }
+        // The next round's masses are summed in the same pass that rescales the rows.
         for row in p.chunks_mut(num_classes) {
             let sum: f64 = row.iter().zip(&scale).map(|(v, s)| v * s).sum();
-            for (v, s) in row.iter_mut().zip(&scale) {
+            for ((v, s), m) in row.iter_mut().zip(&scale).zip(mass.iter_mut()) {
                 *v = if sum > 0.0 { *v * s / sum } else { 0.0 };
+                *m += *v;
             }
         }
-        mass = column_masses(p, num_classes);
         if mass.iter().all(|&m| m == 0.0 || (m - share).abs() <= TOLERANCE * share) {
             return;
         }
     }
-}
-
-fn column_masses(p: &[f64], num_classes: usize) -> Vec<f64> {
-    let mut mass = vec![0.0; num_classes];
-    for row in p.chunks(num_classes) {
-        for (m, v) in mass.iter_mut().zip(row) {
-            *m += v;
-        }
-    }
-    mass
 }
 
 #[cfg(test)]
