@@ -6,6 +6,9 @@
 //! burn's batch norm reduces over transposed copies of the activation and differentiates through a chain of
 //! broadcast operations, about a fifth of a WRN training step. The running statistics are updated exactly as burn
 //! updates them, from the batch's mean and biased variance.
+//!
+//! [`forward_activated`] fuses the (leaky) ReLU that follows the batch norm into the same operation, bit for bit
+//! what the two give apart.
 
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -18,24 +21,31 @@ use burn::backend::{DispatchKindConversion, DispatchTensor, TensorMetadata};
 use burn::nn::BatchNorm;
 use burn::tensor::{DType, Tensor, TensorData};
 
+pub use super::batch_norm_cpu::Activation;
 use super::batch_norm_cpu::{self, NormLayout};
 use super::flex_values::{flex_tensor, with_values};
+use super::ops::leaky_relu;
 
 /// `bn.forward(x)`, on relab's CPU kernels where they apply.
 pub fn forward<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    forward_activated(bn, x, Activation::Identity)
+}
+
+/// `act(bn.forward(x))`, as one operation on relab's CPU kernels where they apply.
+pub fn forward_activated<const D: usize>(bn: &BatchNorm, x: Tensor<D>, act: Activation) -> Tensor<D> {
     // burn's own condition for the training path: an autodiff device and a layer not frozen out of training.
     let training = x.device().is_autodiff() && bn.training.is_enabled();
     let layout = NormLayout::of(&x.dims());
     let channels = bn.gamma.dims()[0];
     let Some(layout) = layout.filter(|l| training && x.dtype() == DType::F32 && l.channels == channels) else {
-        return bn.forward(x);
+        return apart(bn, x, act);
     };
     let device = x.device();
     let (gamma, beta) = (bn.gamma.val(), bn.beta.val());
-    let Some((y, mean, variance)) = on_cpu::<NoCheckpointing, D>(&x, &gamma, &beta, bn.epsilon, layout)
-        .or_else(|| on_cpu::<BalancedCheckpointing, D>(&x, &gamma, &beta, bn.epsilon, layout))
+    let Some((y, mean, variance)) = on_cpu::<NoCheckpointing, D>(&x, &gamma, &beta, bn.epsilon, layout, act)
+        .or_else(|| on_cpu::<BalancedCheckpointing, D>(&x, &gamma, &beta, bn.epsilon, layout, act))
     else {
-        return bn.forward(x);
+        return apart(bn, x, act);
     };
     let statistic = |values: Vec<f32>| Tensor::<1>::from_data(TensorData::new(values, [channels]), &device);
     let update = |running: Tensor<1>, batch: Vec<f32>| {
@@ -46,14 +56,25 @@ pub fn forward<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
     y
 }
 
-/// The batch norm as a tracked operation on `Autodiff<Flex, C>`, with the batch's mean and variance; `None` when
-/// the tensors live elsewhere.
+/// burn's batch norm followed by burn's activation: evaluation, frozen layers and the GPU backends.
+fn apart<const D: usize>(bn: &BatchNorm, x: Tensor<D>, act: Activation) -> Tensor<D> {
+    let y = bn.forward(x);
+    match act {
+        Activation::Identity => y,
+        Activation::Relu => burn::tensor::activation::relu(y),
+        Activation::LeakyRelu(slope) => leaky_relu(y, slope),
+    }
+}
+
+/// The batch norm and `act` as a tracked operation on `Autodiff<Flex, C>`, with the batch's mean and variance;
+/// `None` when the tensors live elsewhere.
 fn on_cpu<C: CheckpointStrategy, const D: usize>(
     x: &Tensor<D>,
     gamma: &Tensor<1>,
     beta: &Tensor<1>,
     epsilon: f64,
     layout: NormLayout,
+    act: Activation,
 ) -> Option<(Tensor<D>, Vec<f32>, Vec<f32>)>
 where
     DispatchTensor: DispatchKindConversion<Autodiff<Flex, C>>,
@@ -63,7 +84,7 @@ where
     let beta = beta.clone().try_into_primitive::<Autodiff<Flex, C>>().ok()?;
     let gamma_values = with_values(gamma.primitive(), <[f32]>::to_vec);
     let normalised = with_values(x.primitive(), |x| {
-        with_values(beta.primitive(), |beta| batch_norm_cpu::forward(x, &gamma_values, beta, epsilon, layout))
+        with_values(beta.primitive(), |beta| batch_norm_cpu::forward(x, &gamma_values, beta, epsilon, layout, act))
     });
     let y = flex_tensor(normalised.output, x.primitive().shape());
     let y = match BatchNormBackward.prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
@@ -75,6 +96,9 @@ where
                 variance: normalised.variance.clone(),
                 epsilon,
                 layout,
+                act,
+                scale: normalised.scale,
+                shift: normalised.shift,
             };
             prep.finish((x_state, state), y)
         }
@@ -83,7 +107,8 @@ where
     Some((Tensor::from_primitive::<Autodiff<Flex, C>>(y), normalised.mean, normalised.variance))
 }
 
-/// What the backward pass needs beside the input: γ and the batch statistics, as the forward pass read them.
+/// What the backward pass needs beside the input: γ and the batch statistics, as the forward pass read them, and
+/// the activation with the affine map whose output it was applied to.
 #[derive(Debug, Clone)]
 struct Saved {
     gamma: Vec<f32>,
@@ -91,6 +116,9 @@ struct Saved {
     variance: Vec<f32>,
     epsilon: f64,
     layout: NormLayout,
+    act: Activation,
+    scale: Vec<f32>,
+    shift: Vec<f32>,
 }
 
 /// The backward pass of the CPU batch norm: relab's input, γ and β gradients.
@@ -107,7 +135,8 @@ impl Backward<Flex, 3> for BatchNormBackward {
         let x = checkpointer.retrieve_node_output::<FlexTensor>(x_state);
         let g = with_values(&x, |x| {
             with_values(&dy, |dy| {
-                batch_norm_cpu::backward(x, dy, &s.gamma, (&s.mean, &s.variance), s.epsilon, s.layout)
+                let activated = batch_norm_cpu::Activated { act: s.act, scale: &s.scale, shift: &s.shift };
+                batch_norm_cpu::backward(x, dy, &s.gamma, (&s.mean, &s.variance), s.epsilon, s.layout, activated)
             })
         });
         if let Some(node) = node_x {
@@ -179,6 +208,34 @@ mod tests {
         close(&x.grad(&g_ours).unwrap(), &x.grad(&g_burn).unwrap(), "[B, C] input gradient");
     }
 
+    fn bits<const D: usize>(t: &Tensor<D>) -> Vec<u32> {
+        t.to_data().try_to_vec::<f32>().unwrap().iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// The fused activation gives the same bits as relab's batch norm followed by the activation as burn
+    /// operations, forward and backward: fusing it changes no training run.
+    #[test]
+    fn fused_activations_give_the_same_bits_as_the_operations_apart() {
+        let device = Device::flex().autodiff();
+        for act in [Activation::Relu, Activation::LeakyRelu(0.1)] {
+            let (fused_bn, apart_bn) = layers(4, &device);
+            let x = Tensor::<4>::random([3, 4, 5, 5], Distribution::Normal(0.3, 2.0), &device).require_grad();
+            let fused = forward_activated(&fused_bn, x.clone(), act);
+            let apart = match act {
+                Activation::Relu => burn::tensor::activation::relu(forward(&apart_bn, x.clone())),
+                _ => leaky_relu(forward(&apart_bn, x.clone()), 0.1),
+            };
+            assert_eq!(bits(&fused), bits(&apart), "{act:?} output");
+            let weights = Tensor::<4>::random([3, 4, 5, 5], Distribution::Normal(0.0, 1.0), &device);
+            let g_fused = (fused * weights.clone()).sum().backward();
+            let g_apart = (apart * weights).sum().backward();
+            assert_eq!(bits(&x.grad(&g_fused).unwrap()), bits(&x.grad(&g_apart).unwrap()), "{act:?} input gradient");
+            for (name, a, b) in [("γ", &fused_bn.gamma, &apart_bn.gamma), ("β", &fused_bn.beta, &apart_bn.beta)] {
+                assert_eq!(bits(&a.val().grad(&g_fused).unwrap()), bits(&b.val().grad(&g_apart).unwrap()), "{name}");
+            }
+        }
+    }
+
     #[test]
     fn the_kernels_run_on_flex_and_evaluation_keeps_burns_path() {
         let device = Device::flex().autodiff();
@@ -186,7 +243,8 @@ mod tests {
         let x = Tensor::<4>::random([2, 3, 4, 4], Distribution::Normal(0.0, 1.0), &device);
         let layout = NormLayout::of(&x.dims()).unwrap();
         let (gamma, beta) = (bn.gamma.val(), bn.beta.val());
-        assert!(on_cpu::<NoCheckpointing, 4>(&x, &gamma, &beta, bn.epsilon, layout).is_some(), "the kernel path");
+        let act = Activation::Identity;
+        assert!(on_cpu::<NoCheckpointing, 4>(&x, &gamma, &beta, bn.epsilon, layout, act).is_some(), "the kernel path");
         // Evaluation: no autodiff device, so burn's inference path with the running statistics, which stay.
         let valid = bn.valid();
         let x = Tensor::<4>::random([2, 3, 4, 4], Distribution::Normal(0.0, 1.0), &Device::flex());

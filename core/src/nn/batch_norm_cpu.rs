@@ -13,6 +13,10 @@
 //!
 //! Sums run in f32 lanes within a plane and in f64 across planes; each channel is summed by one thread in a fixed
 //! order, so the results do not depend on scheduling.
+//!
+//! An [`Activation`] can ride along: applied as the output is written, and its gradient taken from the recomputed
+//! pre-activation as the backward pass reads `dy`. The networks put a (leaky) ReLU after every batch norm, and as
+//! burn operations it costs four passes forward and five backward.
 
 use rayon::prelude::*;
 
@@ -53,12 +57,48 @@ impl NormLayout {
     }
 }
 
-/// What the forward pass computed: the output and the batch statistics (variance biased, as burn's).
+/// An activation fused into the batch norm's output. Each is computed as burn's CPU backend computes it in the
+/// networks, with the same f32 operations in the same order, so that fusing changes no bit of a training run:
+/// `Relu` as burn's `relu`, `LeakyRelu(slope)` as [`super::ops::leaky_relu`] (`(1 − slope)·relu(x) + slope·x`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Activation {
+    Identity,
+    Relu,
+    LeakyRelu(f64),
+}
+
+/// burn's `relu`: NaN passes through.
+#[inline(always)]
+fn relu(x: f32) -> f32 {
+    if x.is_nan() || x > 0.0 { x } else { 0.0 }
+}
+
+/// burn's `relu_backward`: the gradient where the output is positive (or NaN), zero elsewhere.
+#[inline(always)]
+fn relu_gate(output: f32, g: f32) -> f32 {
+    if output.is_nan() || output > 0.0 { g } else { 0.0 }
+}
+
+impl Activation {
+    /// The f32 weights of the relu and identity terms, as burn's `mul_scalar` casts them.
+    #[inline(always)]
+    fn weights(self) -> (f32, f32) {
+        match self {
+            Activation::LeakyRelu(slope) => ((1.0 - slope) as f32, slope as f32),
+            Activation::Identity | Activation::Relu => (1.0, 0.0),
+        }
+    }
+}
+
+/// What the forward pass computed: the output and the batch statistics (variance biased, as burn's), and the
+/// per-channel affine map `x·scale + shift` that gave the pre-activation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Normalised {
     pub output: Vec<f32>,
     pub mean: Vec<f32>,
     pub variance: Vec<f32>,
+    pub scale: Vec<f32>,
+    pub shift: Vec<f32>,
 }
 
 /// The gradients with respect to the input, γ and β.
@@ -85,19 +125,42 @@ fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
     lanes.iter().map(|&l| l as f64).sum::<f64>() + tail
 }
 
-/// `out = values·scale_c + shift_c` channel by channel, one image per task.
-fn affine(values: &[f32], scale: &[f32], shift: &[f32], layout: NormLayout, out: &mut [f32]) {
+/// `out = act(values·scale_c + shift_c)` channel by channel, one image per task. Each activation gets its own
+/// loop, compiled without a per-value branch on the kind.
+fn affine(values: &[f32], (scale, shift): (&[f32], &[f32]), act: Activation, layout: NormLayout, out: &mut [f32]) {
+    let (a, b) = act.weights();
+    match act {
+        Activation::Identity => affine_with(values, (scale, shift), |v| v, layout, out),
+        Activation::Relu => affine_with(values, (scale, shift), relu, layout, out),
+        Activation::LeakyRelu(_) => affine_with(values, (scale, shift), move |v| relu(v) * a + v * b, layout, out),
+    }
+}
+
+fn affine_with(
+    values: &[f32],
+    (scale, shift): (&[f32], &[f32]),
+    act: impl Fn(f32) -> f32 + Sync + Copy,
+    layout: NormLayout,
+    out: &mut [f32],
+) {
     let image = layout.image_len();
     out.par_chunks_mut(image).zip(values.par_chunks(image)).for_each(|(out, values)| {
         for (c, (out, values)) in out.chunks_mut(layout.plane).zip(values.chunks(layout.plane)).enumerate() {
             let (s, t) = (scale[c], shift[c]);
-            out.iter_mut().zip(values).for_each(|(o, &v)| *o = v * s + t);
+            out.iter_mut().zip(values).for_each(|(o, &v)| *o = act(v * s + t));
         }
     });
 }
 
-/// Batch norm of `x` with its own statistics.
-pub fn forward(x: &[f32], gamma: &[f32], beta: &[f32], epsilon: f64, layout: NormLayout) -> Normalised {
+/// Batch norm of `x` with its own statistics, followed by `act`.
+pub fn forward(
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    epsilon: f64,
+    layout: NormLayout,
+    act: Activation,
+) -> Normalised {
     assert_eq!(x.len(), layout.len(), "batch norm input length");
     assert!(gamma.len() == layout.channels && beta.len() == layout.channels, "batch norm γ and β lengths");
     let n = layout.values_per_channel() as f64;
@@ -118,16 +181,75 @@ pub fn forward(x: &[f32], gamma: &[f32], beta: &[f32], epsilon: f64, layout: Nor
         shift.push((beta[c] as f64 - mean * s) as f32);
     }
     let mut output = vec![0.0f32; x.len()];
-    affine(x, &scale, &shift, layout, &mut output);
+    affine(x, (&scale, &shift), act, layout, &mut output);
     Normalised {
         output,
         mean: stats.iter().map(|&(m, _)| m as f32).collect(),
         variance: stats.iter().map(|&(_, v)| v as f32).collect(),
+        scale,
+        shift,
     }
 }
 
-/// The gradients of [`forward`] given the output gradient `dy`, from the input and the statistics it returned.
+/// How the forward pass activated its output: `act` applied to `x·scale_c + shift_c`.
+#[derive(Debug, Clone, Copy)]
+pub struct Activated<'a> {
+    pub act: Activation,
+    pub scale: &'a [f32],
+    pub shift: &'a [f32],
+}
+
+/// The gradients of [`forward`] given the gradient `dy` of its activated output, from the input and the statistics
+/// it returned. An activation's derivative is taken at the pre-activation recomputed from the input, exactly as the
+/// forward pass computed it, in one pass that gates `dy` (folding the gate into the two passes below instead
+/// keeps their sums from vectorising: slower, measured).
 pub fn backward(
+    x: &[f32],
+    dy: &[f32],
+    gamma: &[f32],
+    statistics: (&[f32], &[f32]),
+    epsilon: f64,
+    layout: NormLayout,
+    activated: Activated<'_>,
+) -> NormGrads {
+    assert!(x.len() == layout.len() && dy.len() == layout.len(), "batch norm input and gradient lengths");
+    let Activated { act, scale, shift } = activated;
+    assert!(scale.len() == layout.channels && shift.len() == layout.channels, "activation's affine map");
+    let (a, b) = act.weights();
+    // The derivative times `g` at pre-activation `p`; for the leaky ReLU the relu branch's gradient plus the
+    // identity branch's, as burn's autodiff sums them.
+    let gated = match act {
+        Activation::Identity => return normalisation_backward(x, dy, gamma, statistics, epsilon, layout),
+        Activation::Relu => gate(x, dy, (scale, shift), |p, g| relu_gate(relu(p), g), layout),
+        Activation::LeakyRelu(_) => gate(x, dy, (scale, shift), move |p, g| relu_gate(relu(p), g * a) + g * b, layout),
+    };
+    normalisation_backward(x, &gated, gamma, statistics, epsilon, layout)
+}
+
+/// `derivative(x·scale_c + shift_c, dy)` value by value, one image per task.
+fn gate(
+    x: &[f32],
+    dy: &[f32],
+    (scale, shift): (&[f32], &[f32]),
+    derivative: impl Fn(f32, f32) -> f32 + Sync + Copy,
+    layout: NormLayout,
+) -> Vec<f32> {
+    let image = layout.image_len();
+    let mut dz = vec![0.0f32; x.len()];
+    dz.par_chunks_mut(image).zip(x.par_chunks(image).zip(dy.par_chunks(image))).for_each(|(dz, (x, dy))| {
+        let planes = dz.chunks_mut(layout.plane).zip(x.chunks(layout.plane).zip(dy.chunks(layout.plane)));
+        for (c, (dz, (x, dy))) in planes.enumerate() {
+            let (s, t) = (scale[c], shift[c]);
+            for ((d, &v), &g) in dz.iter_mut().zip(x).zip(dy) {
+                *d = derivative(v * s + t, g);
+            }
+        }
+    });
+    dz
+}
+
+/// The batch norm's own backward pass, given the gradient of its (not activated) output.
+fn normalisation_backward(
     x: &[f32],
     dy: &[f32],
     gamma: &[f32],
@@ -135,7 +257,6 @@ pub fn backward(
     epsilon: f64,
     layout: NormLayout,
 ) -> NormGrads {
-    assert!(x.len() == layout.len() && dy.len() == layout.len(), "batch norm input and gradient lengths");
     let n = layout.values_per_channel() as f64;
     let sums: Vec<(f64, f64)> = (0..layout.channels)
         .into_par_iter()
@@ -188,7 +309,7 @@ mod tests {
     #[test]
     fn statistics_and_output_match_a_hand_computation() {
         let (x, layout) = toy();
-        let out = forward(&x, &[2.0, 1.0], &[0.5, -1.0], 1e-5, layout);
+        let out = forward(&x, &[2.0, 1.0], &[0.5, -1.0], 1e-5, layout, Activation::Identity);
         // Channel 0: mean 18/6 = 3, biased variance (4+1+0+4+16+9)/6 = 17/3.
         assert_eq!(out.mean, vec![3.0, 4.0]);
         assert!((out.variance[0] - 17.0 / 3.0).abs() < 1e-6 && out.variance[1] == 0.0);
@@ -208,11 +329,12 @@ mod tests {
     fn gradients_match_a_hand_computation() {
         let (x, layout) = toy();
         let gamma = [2.0, 1.0];
-        let out = forward(&x, &gamma, &[0.0, 0.0], 1e-5, layout);
+        let out = forward(&x, &gamma, &[0.0, 0.0], 1e-5, layout, Activation::Identity);
         // A loss Σ w·y with w = 1 on channel 0's first value, 0 elsewhere.
         let mut dy = vec![0.0f32; x.len()];
         dy[0] = 1.0;
-        let g = backward(&x, &dy, &gamma, (&out.mean, &out.variance), 1e-5, layout);
+        let plain = Activated { act: Activation::Identity, scale: &out.scale, shift: &out.shift };
+        let g = backward(&x, &dy, &gamma, (&out.mean, &out.variance), 1e-5, layout, plain);
         let inv_std = 1.0 / (17.0f64 / 3.0 + 1e-5).sqrt();
         let xhat = |v: f64| (v - 3.0) * inv_std;
         assert!((g.beta[0] - 1.0).abs() < 1e-6 && g.beta[1] == 0.0);
@@ -225,6 +347,43 @@ mod tests {
             assert!((g.x[at] as f64 - expected).abs() < 1e-6, "dx {i}: {} against {expected}", g.x[at]);
         }
         assert!(g.x[3..6].iter().chain(&g.x[9..12]).all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn activations_and_their_gradients_match_a_hand_computation() {
+        let (x, layout) = toy();
+        let plain = forward(&x, &[2.0, 1.0], &[0.5, -1.0], 1e-5, layout, Activation::Identity);
+        let relu = forward(&x, &[2.0, 1.0], &[0.5, -1.0], 1e-5, layout, Activation::Relu);
+        let leaky = forward(&x, &[2.0, 1.0], &[0.5, -1.0], 1e-5, layout, Activation::LeakyRelu(0.25));
+        for ((&z, &r), &l) in plain.output.iter().zip(&relu.output).zip(&leaky.output) {
+            assert_eq!(r, z.max(0.0));
+            // (1 − 0.25)·relu(z) + 0.25·z, exact in f32 for these weights up to one rounding.
+            assert!((l - if z > 0.0 { z } else { 0.25 * z }).abs() <= 1e-6 * z.abs().max(1.0), "{l} for {z}");
+        }
+        // The backward pass of an activated batch norm is the plain one's, given `dy` times the activation's
+        // derivative. Channel 1 is constant: every pre-activation is β = −1, so the ReLU's derivative is zero there
+        // and the leaky ReLU's 0.25; channel 0's first value (1 − 3)·s + 0.5 is negative and its third
+        // (3 − 3)·s + 0.5 positive.
+        let dy: Vec<f32> = (1..=12).map(|v| v as f32).collect();
+        let pre: Vec<f32> =
+            x.iter().enumerate().map(|(i, &v)| v * plain.scale[(i / 3) % 2] + plain.shift[(i / 3) % 2]).collect();
+        assert!(pre[0] < 0.0 && pre[2] > 0.0 && pre[3] == -1.0);
+        let statistics = (&plain.mean[..], &plain.variance[..]);
+        let gamma = [2.0, 1.0];
+        for (act, slope) in [(Activation::Relu, 0.0f32), (Activation::LeakyRelu(0.25), 0.25)] {
+            let activated = Activated { act, scale: &plain.scale, shift: &plain.shift };
+            let got = backward(&x, &dy, &gamma, statistics, 1e-5, layout, activated);
+            let gated: Vec<f32> = dy.iter().zip(&pre).map(|(&g, &p)| if p > 0.0 { g } else { slope * g }).collect();
+            let identity = Activated { act: Activation::Identity, ..activated };
+            let want = backward(&x, &gated, &gamma, statistics, 1e-5, layout, identity);
+            for (what, got, want) in
+                [("dx", &got.x, &want.x), ("γ", &got.gamma, &want.gamma), ("β", &got.beta, &want.beta)]
+            {
+                for (g, w) in got.iter().zip(want.iter()) {
+                    assert!((g - w).abs() <= 1e-6 * w.abs().max(1.0), "{act:?} {what}: {g} against {w}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -3,9 +3,8 @@
 use burn::module::Module;
 use burn::nn::{BatchNorm, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 
-use super::batch_norm as norm;
+use super::batch_norm::{self as norm, Activation};
 use super::init::{batch_norm, linear_zero_bias, pytorch_default, xavier_normal};
 use super::ops::l2_normalize;
 
@@ -51,7 +50,7 @@ impl ProjectionHeadConfig {
 impl ProjectionHead {
     /// `[B, D]` features → `[B, d_output]` unit-norm embeddings.
     pub fn forward(&self, features: Tensor<2>) -> Tensor<2> {
-        let h = relu(norm::forward(&self.bn, self.linear1.forward(features)));
+        let h = norm::forward_activated(&self.bn, self.linear1.forward(features), Activation::Relu);
         l2_normalize(self.linear2.forward(h))
     }
 }

@@ -20,7 +20,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
-use super::batch_norm as norm;
+use super::batch_norm::{self as norm, Activation};
 use super::conv;
 use super::init::{ConvInit, batch_norm, conv2d, pytorch_default};
 use super::ops::global_avg_pool;
@@ -207,7 +207,7 @@ pub struct BasicBlock {
 
 impl BasicBlock {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(norm::forward(&self.bn1, conv::forward(&self.conv1, x.clone())));
+        let out = norm::forward_activated(&self.bn1, conv::forward(&self.conv1, x.clone()), Activation::Relu);
         let out = norm::forward(&self.bn2, conv::forward(&self.conv2, out));
         relu(out + shortcut(&self.shortcut, x))
     }
@@ -227,8 +227,8 @@ pub struct Bottleneck {
 
 impl Bottleneck {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(norm::forward(&self.bn1, conv::forward(&self.conv1, x.clone())));
-        let out = relu(norm::forward(&self.bn2, conv::forward(&self.conv2, out)));
+        let out = norm::forward_activated(&self.bn1, conv::forward(&self.conv1, x.clone()), Activation::Relu);
+        let out = norm::forward_activated(&self.bn2, conv::forward(&self.conv2, out), Activation::Relu);
         let out = norm::forward(&self.bn3, conv::forward(&self.conv3, out));
         relu(out + shortcut(&self.shortcut, x))
     }
@@ -270,7 +270,7 @@ pub struct ResNet {
 impl ResNet {
     /// The globally average-pooled output of stage 4, `[B, 512·expansion]`.
     pub fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = relu(norm::forward(&self.bn1, conv::forward(&self.conv1, x)));
+        let mut x = norm::forward_activated(&self.bn1, conv::forward(&self.conv1, x), Activation::Relu);
         if let Some(pool) = &self.maxpool {
             x = pool.forward(x);
         }

@@ -15,10 +15,10 @@ use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, Linear};
 use burn::prelude::*;
 
-use super::batch_norm as norm;
+use super::batch_norm::{self as norm, Activation};
 use super::conv;
 use super::init::{ConvInit, batch_norm, conv2d, linear_zero_bias, xavier_normal};
-use super::ops::{global_avg_pool, leaky_relu};
+use super::ops::global_avg_pool;
 
 /// Configuration of a wide ResNet in the ReLaB/MixMatch style; [`WrnConfig::new`]`(num_classes)` is WRN-28-2.
 #[derive(Config, Debug)]
@@ -65,10 +65,13 @@ pub struct WideBlock {
 
 impl WideBlock {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let a = leaky_relu(norm::forward(&self.bn1, x.clone()), self.leaky_slope);
+        let a = norm::forward_activated(&self.bn1, x.clone(), Activation::LeakyRelu(self.leaky_slope));
         let shortcut_in = if self.activate_before_residual { a.clone() } else { x };
         let out = conv::forward(&self.conv1, a);
-        let out = conv::forward(&self.conv2, leaky_relu(norm::forward(&self.bn2, out), self.leaky_slope));
+        let out = conv::forward(
+            &self.conv2,
+            norm::forward_activated(&self.bn2, out, Activation::LeakyRelu(self.leaky_slope)),
+        );
         let shortcut = match &self.shortcut {
             Some(layer) => conv::forward(layer, shortcut_in),
             None => shortcut_in,
@@ -147,7 +150,7 @@ impl Wrn {
         for block in self.unit1.iter().chain(&self.unit2).chain(&self.unit3) {
             x = block.forward(x);
         }
-        global_avg_pool(leaky_relu(norm::forward(&self.bn, x), self.leaky_slope))
+        global_avg_pool(norm::forward_activated(&self.bn, x, Activation::LeakyRelu(self.leaky_slope)))
     }
 
     /// Logits of the linear head for pooled features.
