@@ -14,9 +14,9 @@
 //! Sums run in f32 lanes within a plane and in f64 across planes; each channel is summed by one thread in a fixed
 //! order, so the results do not depend on scheduling.
 //!
-//! An [`Activation`] can ride along: applied as the output is written, and its gradient taken from the recomputed
-//! pre-activation as the backward pass reads `dy`. The networks put a (leaky) ReLU after every batch norm, and as
-//! burn operations it costs four passes forward and five backward.
+//! An [`Activation`] can ride along: applied as the output is written, and differentiated in one pass that gates
+//! `dy` at the pre-activation recomputed from the input, before the batch norm's own backward. The networks put a
+//! (leaky) ReLU after every batch norm, and as burn operations it costs four passes forward and five backward.
 
 use rayon::prelude::*;
 
