@@ -3,7 +3,8 @@
 //! killed once in the warm-up and once in the semi-supervised run resumes to bit-identical weights, SWA weights and
 //! pseudo-labels. With `initial_pseudo_labels: propagation` the semi-supervised run starts from the propagate stage's
 //! labels, and without a propagate stage it stops with an error saying so; with `repropagate_after` the seeds are
-//! propagated again over the network's features and every unlabelled image takes its new label.
+//! propagated again over the network's features and every unlabelled image takes its new label, one-hot or, with
+//! `propagated_targets: soft`, as its propagated scores normalised.
 //!
 //! The tests share one uninterrupted run and take turns: burn's weight generator is per process, so two runs on
 //! two threads at once would not be reproducible.
@@ -249,29 +250,7 @@ fn repropagation_relabels_every_unlabelled_image_by_the_networks_features() {
     let text = FROM_PROPAGATION.replace("    epochs: 1\n", "    epochs: 1\n    repropagate_after: [1]\n");
     run_text(&text, &out, false, None).unwrap();
 
-    // After the one semi-supervised epoch the network's weights are the saved ones: propagating the seeds over
-    // their pooled features, as the stage's diffusion (k = 20) does, must give every unlabelled image's label.
-    let registry = Registry::with_static().unwrap();
-    let cfg = experiment::load_str(&text, Path::new("x.yaml"), &[], &registry).unwrap().remove(0);
-    let data = relab_core::data::load(&cfg.experiment.dataset).unwrap();
-    let device = relab_core::burn::tensor::Device::flex();
-    let (model, _) = relab_core::nn::load_backbone(&out.join("train"), &device).unwrap();
-    let features = relab_core::train::extract_with(&model, &data.train, &data.mean, &data.std, 300, &device, |m, x| {
-        m.forward(x).features
-    })
-    .unwrap();
-    let seeds = relab_core::artifact::npy::read_i64(&out.join("seeds.npy")).unwrap().1;
-    let truth = data.train.labels.as_ref().unwrap();
-    let seed_set = relab_core::artifact::LabeledSet::new(
-        seeds.iter().map(|&i| i as usize).collect(),
-        seeds.iter().map(|&i| truth[i as usize]).collect(),
-    );
-    let params = relab_plugin_diffusion::DiffusionParams { k: 20, ..Default::default() };
-    let expected = relab_plugin_diffusion::Diffusion::new(params)
-        .unwrap()
-        .run(&features, &seed_set, 10, &|_, _| relab_core::progress::ProgressBar::hidden())
-        .unwrap()
-        .propagation;
+    let (expected, seeds, truth) = propagation_over_the_saved_network(&text, &out);
     let first = relab_core::artifact::npy::read_i64(&out.join("propagate/labels.npy")).unwrap().1;
     let (_, rows) = relab_core::artifact::npy::read_f32(&out.join("train/pseudo_labels.npy")).unwrap();
     let unlabeled: Vec<usize> = (0..1000).filter(|i| !seeds.contains(&(*i as i64))).collect();
@@ -286,7 +265,7 @@ fn repropagation_relabels_every_unlabelled_image_by_the_networks_features() {
     // The epoch's record holds the new propagation's accuracy.
     let records = records(&out.join("train/metrics.jsonl"));
     let ssl = records.iter().find(|r| r["repropagation_accuracy"].is_number()).expect("a repropagation record");
-    assert_eq!(ssl["repropagation_accuracy"].as_f64().unwrap(), expected.accuracy(truth), "{ssl}");
+    assert_eq!(ssl["repropagation_accuracy"].as_f64().unwrap(), expected.accuracy(&truth), "{ssl}");
 
     // Without a propagate plugin there is nothing to propagate again: the train stage says so before it trains.
     let without = text
@@ -295,4 +274,69 @@ fn repropagation_relabels_every_unlabelled_image_by_the_networks_features() {
         .replace("    initial_pseudo_labels: propagation\n", "");
     let err = run_text(&without, &tmp.path().join("without"), false, None).unwrap_err().to_string();
     assert!(err.contains("repropagate_after needs a propagate stage"), "{err}");
+}
+
+#[test]
+#[ignore = "about 30 s on 2 cores; CI runs it with `cargo test --workspace -- --ignored`"]
+fn soft_propagated_targets_are_the_propagated_scores_normalised() {
+    let _turn = turn();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let text = FROM_PROPAGATION
+        .replace("    epochs: 1\n", "    epochs: 1\n    repropagate_after: [1]\n    propagated_targets: soft\n");
+    run_text(&text, &out, false, None).unwrap();
+
+    // Every unlabelled image's pseudo-label is its row of the new propagation's scores, negative ones as zero,
+    // divided by their sum; the labelled images keep their one-hot labels.
+    let (expected, seeds, truth) = propagation_over_the_saved_network(&text, &out);
+    let (_, rows) = relab_core::artifact::npy::read_f32(&out.join("train/pseudo_labels.npy")).unwrap();
+    let mut torn = 0;
+    for i in 0..1000 {
+        let row = &rows[i * 10..(i + 1) * 10];
+        if seeds.contains(&(i as i64)) {
+            let one_hot: Vec<f32> = (0..10).map(|c| if c == truth[i] as usize { 1.0 } else { 0.0 }).collect();
+            assert_eq!(row, one_hot.as_slice(), "seed {i}");
+            continue;
+        }
+        let scores: Vec<f64> = expected.scores[i * 10..(i + 1) * 10].iter().map(|&v| f64::from(v.max(0.0))).collect();
+        let total: f64 = scores.iter().sum();
+        for (c, (&got, score)) in row.iter().zip(&scores).enumerate() {
+            // A row the propagation did not reach says nothing of the class: uniform.
+            let want = if total > 0.0 { score / total } else { 0.1 };
+            assert!((f64::from(got) - want).abs() < 1e-6, "image {i} class {c}: {got} against {want}");
+        }
+        torn += usize::from(row.iter().filter(|&&v| v > 0.05).count() > 1);
+    }
+    assert!(torn > 0, "no pseudo-label spreads over two classes: the targets are not soft");
+}
+
+/// The seeds propagated, as the stage's diffusion (k = 20) does, over the pooled features of the network the run
+/// saved, with the seeds and the training labels. After a last epoch that propagated again, every unlabelled
+/// image's pseudo-label must come from this.
+fn propagation_over_the_saved_network(
+    text: &str,
+    out: &Path,
+) -> (relab_core::artifact::Propagation, Vec<i64>, Vec<u32>) {
+    let registry = Registry::with_static().unwrap();
+    let cfg = experiment::load_str(text, Path::new("x.yaml"), &[], &registry).unwrap().remove(0);
+    let data = relab_core::data::load(&cfg.experiment.dataset).unwrap();
+    let device = relab_core::burn::tensor::Device::flex();
+    let (model, _) = relab_core::nn::load_backbone(&out.join("train"), &device).unwrap();
+    let features = relab_core::train::extract_with(&model, &data.train, &data.mean, &data.std, 300, &device, |m, x| {
+        m.forward(x).features
+    })
+    .unwrap();
+    let seeds = relab_core::artifact::npy::read_i64(&out.join("seeds.npy")).unwrap().1;
+    let truth = data.train.labels.clone().unwrap();
+    let seed_set = relab_core::artifact::LabeledSet::new(
+        seeds.iter().map(|&i| i as usize).collect(),
+        seeds.iter().map(|&i| truth[i as usize]).collect(),
+    );
+    let params = relab_plugin_diffusion::DiffusionParams { k: 20, ..Default::default() };
+    let propagation = relab_plugin_diffusion::Diffusion::new(params)
+        .unwrap()
+        .run(&features, &seed_set, 10, &|_, _| relab_core::progress::ProgressBar::hidden())
+        .unwrap()
+        .propagation;
+    (propagation, seeds, truth)
 }

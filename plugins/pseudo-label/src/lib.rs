@@ -15,6 +15,6 @@ pub mod sampler;
 pub mod soft_labels;
 mod trainer;
 
-pub use params::{InitialPseudoLabels, PseudoLabelParams, SwaParams, WarmupParams, jitter};
+pub use params::{InitialPseudoLabels, PropagatedTargets, PseudoLabelParams, SwaParams, WarmupParams, jitter};
 pub use relab_core::train::Init;
 pub use trainer::PseudoLabel;

@@ -46,6 +46,12 @@ pub struct PseudoLabelParams {
     /// propagation). A network trained on the propagated labels gives a graph that propagates better than the
     /// SSL features did.
     pub repropagate_after: Vec<usize>,
+    /// How a propagated label becomes an unlabelled image's pseudo-label, for `initial_pseudo_labels:
+    /// propagation` and `repropagate_after`: the one-hot row of its class, or its propagated scores as a soft target.
+    pub propagated_targets: PropagatedTargets,
+    /// With `propagated_targets: soft`, the power the (non-negative) scores are raised to before they are
+    /// normalised to sum to one; above 1 sharpens the targets towards the argmax.
+    pub soft_target_power: f64,
     pub swa: Option<SwaParams>,
     /// Training augmentation of both runs.
     pub augment: Pipeline,
@@ -98,6 +104,17 @@ pub enum InitialPseudoLabels {
     Propagation,
 }
 
+/// What an unlabelled image's pseudo-label becomes when it takes its propagated label. `soft` keeps what the graph
+/// says about the image's other classes: an image the propagation is torn about trains towards each class in
+/// proportion, rather than all the way towards a class that may be wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PropagatedTargets {
+    #[default]
+    OneHot,
+    Soft,
+}
+
 /// ReLaB's `--DA jitter`: reflect-pad 2 and random crop, ColorJitter(0.4, 0.4, 0.4, 0.1) always applied, flip. The
 /// jitter runs before the pad-and-crop here (the original pads first); only contrast, which uses the image mean,
 /// can tell the difference.
@@ -127,6 +144,8 @@ impl Default for PseudoLabelParams {
             entropy_weight: 0.4,
             initial_pseudo_labels: InitialPseudoLabels::Augmented,
             repropagate_after: Vec::new(),
+            propagated_targets: PropagatedTargets::OneHot,
+            soft_target_power: 1.0,
             swa: Some(SwaParams::default()),
             augment: jitter(),
             eval_every: 1,
@@ -168,6 +187,12 @@ impl PluginParams for PseudoLabelParams {
                 "semi-supervised epochs after which the propagate stage propagates its seeds again over the \
                  network's pooled features, giving every unlabelled image its new propagated label (default: none)",
             ),
+            (
+                "propagated_targets",
+                "how a propagated label becomes a pseudo-label: one_hot (its class) or soft (its propagated \
+                 scores, raised to soft_target_power and normalised to sum to one)",
+            ),
+            ("soft_target_power", "with propagated_targets: soft, the power of the scores (above 1 sharpens)"),
             ("swa", "{start, every}: average the weights after epochs e > start with e % every == 0; ~ for none"),
             ("augment", "training augmentation of both runs (default: the original's jitter)"),
             ("eval_every", "epochs between test evaluations"),
@@ -229,6 +254,12 @@ impl PseudoLabelParams {
             if !(value.is_finite() && value >= 0.0) {
                 return Err(bad(&[key], format!("must be a finite number ≥ 0, found {value}")));
             }
+        }
+        if !(self.soft_target_power.is_finite() && self.soft_target_power > 0.0) {
+            return Err(bad(
+                &["soft_target_power"],
+                format!("must be a positive number, found {}", self.soft_target_power),
+            ));
         }
         if let Some(swa) = &self.swa
             && swa.every == 0
@@ -301,6 +332,7 @@ mod tests {
         assert_eq!(p.init, Init::None);
         assert_eq!(p.augment, jitter());
         assert!(p.repropagate_after.is_empty());
+        assert_eq!((p.propagated_targets, p.soft_target_power), (PropagatedTargets::OneHot, 1.0));
     }
 
     #[test]
@@ -337,6 +369,9 @@ mod tests {
         assert_eq!(key("unknown_knob: 3"), "unknown_knob");
         assert_eq!(key("epochs: 10\nrepropagate_after: [4, 11]"), "repropagate_after");
         assert_eq!(key("repropagate_after: [0]"), "repropagate_after");
+        assert_eq!(key("soft_target_power: 0"), "soft_target_power");
+        assert_eq!(key("propagated_targets: fuzzy"), "propagated_targets");
+        assert_eq!(parse("propagated_targets: soft").unwrap().propagated_targets, PropagatedTargets::Soft);
         assert_eq!(parse("epochs: 10\nrepropagate_after: [4, 7]").unwrap().repropagate_after, vec![4, 7]);
         assert!(parse("freeze: true\ninit: pretrain").is_ok());
         assert!(parse("swa: ~").unwrap().swa.is_none());

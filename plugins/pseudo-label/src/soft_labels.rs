@@ -5,7 +5,9 @@
 //! pseudo-label.
 use std::path::Path;
 
-use relab_core::artifact::{LabeledSet, npy};
+use relab_core::artifact::{LabeledSet, Propagation, npy};
+
+use crate::params::PropagatedTargets;
 use relab_core::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -72,6 +74,27 @@ impl SoftLabels {
         }
     }
 
+    /// Sets the pseudo-label of each unlabelled image of `indices` from the propagation (indexed by image): the
+    /// one-hot row of its class, or its scores as a soft target (see [`soft_target`]). Rows of labelled images are
+    /// ignored.
+    pub fn set_propagated(
+        &mut self,
+        indices: &[usize],
+        propagation: &Propagation,
+        targets: PropagatedTargets,
+        power: f64,
+    ) {
+        match targets {
+            PropagatedTargets::OneHot => self.set_one_hot(indices, &propagation.labels),
+            PropagatedTargets::Soft => {
+                let c = self.classes;
+                for &i in indices.iter().filter(|&&i| !self.labeled[i]) {
+                    soft_target(&mut self.current[i * c..(i + 1) * c], &propagation.scores[i * c..(i + 1) * c], power);
+                }
+            }
+        }
+    }
+
     /// Records predictions for the end of the epoch; rows of labelled images are ignored.
     pub fn record(&mut self, indices: &[usize], rows: &[f32]) {
         let c = self.classes;
@@ -133,6 +156,21 @@ fn argmax(row: &[f32]) -> usize {
     row.iter().enumerate().fold((0, f32::NEG_INFINITY), |best, (k, &v)| if v > best.1 { (k, v) } else { best }).0
 }
 
+/// Makes `row` the propagated `scores` as a distribution: each non-negative score raised to `power`, divided by
+/// their sum. Negative scores (the graph's solution can dip below zero far from a class's seeds) count as zero; a
+/// row the propagation did not reach becomes uniform, since it says nothing of the image's class.
+fn soft_target(row: &mut [f32], scores: &[f32], power: f64) {
+    let weights: Vec<f64> = scores.iter().map(|&s| if s > 0.0 { (s as f64).powf(power) } else { 0.0 }).collect();
+    let total: f64 = weights.iter().sum();
+    if total > 0.0 {
+        for (out, w) in row.iter_mut().zip(weights) {
+            *out = (w / total) as f32;
+        }
+    } else {
+        row.fill(1.0 / row.len() as f32);
+    }
+}
+
 /// Makes `row` the one-hot row of `class`.
 fn one_hot(row: &mut [f32], class: u32) {
     row.fill(0.0);
@@ -188,6 +226,26 @@ mod tests {
         assert_eq!(s.row(2), &[1.0 / 3.0; 3], "an image not named is untouched");
         assert_eq!(s.row(3), &[0.0, 0.0, 1.0]);
         assert!((s.accuracy(&[1, 2, 1, 1]) - 1.0 / 3.0).abs() < 1e-12, "only image 0 of 0, 2, 3 is right");
+    }
+
+    #[test]
+    fn propagated_scores_become_soft_targets_of_unlabelled_images_only() {
+        let mut s = store();
+        // Unit-L2 scores of images 0..4 over three classes: image 0 torn between classes 0 and 1, image 1 labelled,
+        // image 2 with a negative score, image 3 not reached by the propagation.
+        let scores = vec![0.6, 0.8, 0.0, 1.0, 0.0, 0.0, -0.1, 0.0, 1.0, 0.0, 0.0, 0.0];
+        let propagation = Propagation::from_scores(3, scores);
+        s.set_propagated(&[0, 1, 2, 3], &propagation, PropagatedTargets::Soft, 1.0);
+        let close = |a: &[f32], b: &[f64]| a.iter().zip(b).all(|(&x, &y)| (x as f64 - y).abs() < 1e-6);
+        assert!(close(s.row(0), &[0.6 / 1.4, 0.8 / 1.4, 0.0]), "{:?}", s.row(0));
+        assert_eq!(s.row(1), &[0.0, 0.0, 1.0], "a labelled image keeps its label");
+        assert_eq!(s.row(2), &[0.0, 0.0, 1.0], "a negative score counts as zero");
+        assert_eq!(s.row(3), &[1.0 / 3.0; 3], "an unreached image gets no preference");
+        // Squared unit-L2 scores sum to one already: power 2 gives them as they are.
+        s.set_propagated(&[0], &propagation, PropagatedTargets::Soft, 2.0);
+        assert!(close(s.row(0), &[0.36, 0.64, 0.0]), "{:?}", s.row(0));
+        s.set_propagated(&[0, 3], &propagation, PropagatedTargets::OneHot, 2.0);
+        assert_eq!(s.targets(&[0, 3]), vec![0.0, 1.0, 0.0, 1.0, 0.0, 0.0], "one-hot takes the argmax, power unused");
     }
 
     #[test]

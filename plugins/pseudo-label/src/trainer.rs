@@ -206,8 +206,8 @@ impl SemiSupervisedLearner for PseudoLabel {
     }
 }
 
-/// The propagate stage's labels, checked against the dataset, for `initial_pseudo_labels: propagation`.
-fn propagated_labels<'a>(propagation: Option<&'a Propagation>, data: &Dataset) -> Result<&'a [u32]> {
+/// The propagate stage's output, checked against the dataset, for `initial_pseudo_labels: propagation`.
+fn propagated_labels<'a>(propagation: Option<&'a Propagation>, data: &Dataset) -> Result<&'a Propagation> {
     let p = propagation.ok_or_else(|| {
         Error::stage(
             "train",
@@ -227,7 +227,7 @@ fn propagated_labels<'a>(propagation: Option<&'a Propagation>, data: &Dataset) -
             ),
         ));
     }
-    Ok(&p.labels)
+    Ok(p)
 }
 
 /// The labelled images (with their labels) and the unlabelled ones: every training image not in the labelled set.
@@ -302,8 +302,8 @@ struct Run<'a> {
     p: &'a PseudoLabelParams,
     data: &'a Dataset,
     split: Split,
-    /// The propagated label of every training image, when the first pseudo-labels come from them.
-    propagation: Option<&'a [u32]>,
+    /// The propagation of every training image, when the first pseudo-labels come from it.
+    propagation: Option<&'a Propagation>,
     two_stream: TwoStream,
     device: Device,
     config: BackboneConfig,
@@ -399,7 +399,7 @@ impl Run<'_> {
     fn begin_semi_supervised(&mut self, ctx: &mut StageContext) -> Result<()> {
         let start = Instant::now();
         match self.propagation {
-            Some(propagated) => self.labels.set_one_hot(&self.split.unlabeled, propagated),
+            Some(propagated) => self.set_propagated(propagated),
             None => self.predict_pseudo_labels(ctx)?,
         }
         let mut record = json!({ "phase": "ssl", "epoch": self.global_epoch(Phase::Ssl, 0), "seconds": start.elapsed().as_secs_f64() });
@@ -412,6 +412,12 @@ impl Run<'_> {
         self.progress.epoch = 0;
         self.progress.step = 0;
         Ok(())
+    }
+
+    /// Every unlabelled image's pseudo-label from the propagation, as `propagated_targets` says.
+    fn set_propagated(&mut self, propagation: &Propagation) {
+        let p = self.p;
+        self.labels.set_propagated(&self.split.unlabeled, propagation, p.propagated_targets, p.soft_target_power);
     }
 
     /// The warm-up model's predictions for every unlabelled image, in evaluation mode.
@@ -488,7 +494,7 @@ impl Run<'_> {
     }
 
     /// The seeds propagated again over the network's pooled features (evaluation mode, un-augmented images); every
-    /// unlabelled image's pseudo-label becomes its new propagated label, one-hot. Returns the new propagation's
+    /// unlabelled image's pseudo-label becomes its new propagated label (one-hot or soft). Returns the new propagation's
     /// accuracy on the training images when their labels are known.
     fn repropagate(&mut self, ctx: &mut StageContext, stage: &mut PropagateStage<'_>) -> Result<Option<f64>> {
         let start = Instant::now();
@@ -501,7 +507,7 @@ impl Run<'_> {
             })?;
         bar.finish_and_clear();
         let propagation = stage.propagate_again(ctx, &features)?;
-        self.labels.set_one_hot(&self.split.unlabeled, &propagation.labels);
+        self.set_propagated(&propagation);
         let accuracy = d.train.labels.as_deref().map(|truth| propagation.accuracy(truth));
         tracing::info!(
             "pseudo-label: propagated again over the network's features in {:.1}s{}",
