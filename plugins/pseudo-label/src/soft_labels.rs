@@ -6,9 +6,9 @@
 use std::path::Path;
 
 use relab_core::artifact::{LabeledSet, Propagation, npy};
+use relab_core::{Error, Result};
 
 use crate::params::PropagatedTargets;
-use relab_core::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SoftLabels {

@@ -128,7 +128,9 @@ impl SemiSupervisedLearner for PseudoLabel {
             ));
         }
         let initial = match p.initial_pseudo_labels {
-            InitialPseudoLabels::Propagation => Some(propagated_labels(propagation.as_ref().map(|s| s.output), data)?),
+            InitialPseudoLabels::Propagation => {
+                Some(checked_propagation(propagation.as_ref().map(|s| s.output), data)?)
+            }
             InitialPseudoLabels::Augmented | InitialPseudoLabels::Clean => None,
         };
         let device = ctx.device.clone().autodiff();
@@ -207,7 +209,7 @@ impl SemiSupervisedLearner for PseudoLabel {
 }
 
 /// The propagate stage's output, checked against the dataset, for `initial_pseudo_labels: propagation`.
-fn propagated_labels<'a>(propagation: Option<&'a Propagation>, data: &Dataset) -> Result<&'a Propagation> {
+fn checked_propagation<'a>(propagation: Option<&'a Propagation>, data: &Dataset) -> Result<&'a Propagation> {
     let p = propagation.ok_or_else(|| {
         Error::stage(
             "train",
