@@ -86,8 +86,9 @@ fn valid_outputs(out: usize, size: usize, k: usize, s: usize, p: usize) -> (usiz
     (lo.min(hi), hi)
 }
 
-/// Writes the im2col matrix of one image, `[C·KH·KW, P]` row-major, zero where the kernel overlaps the padding.
-fn im2col(image: &[f32], g: &ConvGeometry, cols: &mut [f32]) {
+/// Writes the im2col matrix of one image, `C·KH·KW` rows of `P` values, zero where the kernel overlaps the padding.
+/// Row `r` starts at `cols[r · row_stride]`, so that the matrices of several images can sit side by side.
+fn im2col(image: &[f32], g: &ConvGeometry, cols: &mut [f32], row_stride: usize) {
     let [ho, wo] = g.output_size();
     let [kh, kw] = g.kernel;
     let [sh, sw] = g.stride;
@@ -100,7 +101,7 @@ fn im2col(image: &[f32], g: &ConvGeometry, cols: &mut [f32]) {
             let (y_lo, y_hi) = valid_outputs(ho, g.height, ky, sh, ph);
             for kx in 0..kw {
                 let (x_lo, x_hi) = valid_outputs(wo, g.width, kx, sw, pw);
-                let dst = &mut cols[row * p..(row + 1) * p];
+                let dst = &mut cols[row * row_stride..row * row_stride + p];
                 dst.fill(0.0);
                 for oy in y_lo..y_hi {
                     let iy = oy * sh + ky - ph;
@@ -121,8 +122,8 @@ fn im2col(image: &[f32], g: &ConvGeometry, cols: &mut [f32]) {
     }
 }
 
-/// Adds an im2col matrix back onto the image it came from (the adjoint of [`im2col`]).
-fn col2im(cols: &[f32], g: &ConvGeometry, image: &mut [f32]) {
+/// Adds an im2col matrix (rows `row_stride` apart) back onto the image it came from (the adjoint of [`im2col`]).
+fn col2im(cols: &[f32], g: &ConvGeometry, image: &mut [f32], row_stride: usize) {
     let [ho, wo] = g.output_size();
     let [kh, kw] = g.kernel;
     let [sh, sw] = g.stride;
@@ -136,7 +137,7 @@ fn col2im(cols: &[f32], g: &ConvGeometry, image: &mut [f32]) {
             let (y_lo, y_hi) = valid_outputs(ho, g.height, ky, sh, ph);
             for kx in 0..kw {
                 let (x_lo, x_hi) = valid_outputs(wo, g.width, kx, sw, pw);
-                let src = &cols[row * p..(row + 1) * p];
+                let src = &cols[row * row_stride..row * row_stride + p];
                 for oy in y_lo..y_hi {
                     let iy = oy * sh + ky - ph;
                     let dst = &mut plane[iy * g.width..(iy + 1) * g.width];
@@ -199,16 +200,109 @@ fn matmul(
     }
 }
 
+/// Weights larger than this many values (4 MiB) no longer stay in cache from one image's GEMM to the next: gemm
+/// packs them again for every image, which costs more than the product itself when the map is small (ResNet-18's
+/// 512-channel layers: a 4×4 map is 16 columns against 2.4 M weights).
+const WEIGHTS_KEPT_IN_CACHE: usize = 1 << 20;
+
+/// A group of images whose GEMM is at least this many columns wide packs large weights once for all of them.
+const GROUP_COLUMNS: usize = 256;
+
+/// How many images go through one GEMM, side by side along its columns. One image at a time keeps its im2col matrix
+/// in cache, which is faster wherever the weights stay in cache too (every WRN layer, measured); larger weights are
+/// shared by a group of images. Never more than a thread's share of the batch, so that every thread has work.
+fn images_per_gemm(g: &ConvGeometry) -> usize {
+    if g.weight_len() <= WEIGHTS_KEPT_IN_CACHE {
+        return 1;
+    }
+    let share = g.batch.div_ceil(rayon::current_num_threads().max(1)).max(1);
+    GROUP_COLUMNS.div_ceil(g.pixels_out().max(1)).clamp(1, share)
+}
+
+/// Scratch buffers of one thread, sized for a group of `images`.
+struct Scratch {
+    /// The im2col matrices of the group, side by side: `[CKK × images·P]`.
+    cols: Vec<f32>,
+    /// An `[O × images·P]` matrix: the group's outputs before they are spread back per image, or its output gradients
+    /// gathered side by side.
+    outputs: Vec<f32>,
+}
+
+impl Scratch {
+    fn new(g: &ConvGeometry, images: usize) -> Self {
+        // A lone pointwise image is its own im2col matrix, and a lone image's output is written in place.
+        let cols = if images == 1 && g.is_pointwise() { 0 } else { g.patch_len() * g.pixels_out() * images };
+        let outputs = if images == 1 { 0 } else { g.output_len() * images };
+        Self { cols: vec![0.0; cols], outputs: vec![0.0; outputs] }
+    }
+}
+
+/// The im2col matrix of a group of images, `[CKK × images·P]`: a lone pointwise image itself, else written into
+/// `cols`.
+fn patches<'a>(images: &'a [f32], g: &ConvGeometry, cols: &'a mut [f32]) -> &'a [f32] {
+    let count = images.len() / g.input_len().max(1);
+    if count == 1 && g.is_pointwise() {
+        return images;
+    }
+    let (p, width) = (g.pixels_out(), g.pixels_out() * count);
+    let cols = &mut cols[..g.patch_len() * width];
+    for (i, image) in images.chunks(g.input_len().max(1)).enumerate() {
+        im2col(image, g, &mut cols[i * p..], width);
+    }
+    cols
+}
+
+/// The output gradients of a group of images side by side, `[O × images·P]`: a lone image's own, else gathered
+/// into `buffer`.
+fn side_by_side<'a>(per_image: &'a [f32], g: &ConvGeometry, buffer: &'a mut [f32]) -> &'a [f32] {
+    let count = per_image.len() / g.output_len().max(1);
+    if count == 1 {
+        return per_image;
+    }
+    let (p, width) = (g.pixels_out(), g.pixels_out() * count);
+    let buffer = &mut buffer[..g.out_channels * width];
+    for (i, image) in per_image.chunks(g.output_len().max(1)).enumerate() {
+        for (o, plane) in image.chunks(p.max(1)).enumerate() {
+            buffer[o * width + i * p..o * width + (i + 1) * p].copy_from_slice(plane);
+        }
+    }
+    buffer
+}
+
+/// Spreads an `[O × images·P]` matrix back into `images` outputs of `[O × P]` each (the inverse of
+/// [`Scratch::side_by_side`]).
+fn spread(side_by_side: &[f32], g: &ConvGeometry, per_image: &mut [f32]) {
+    let count = per_image.len() / g.output_len().max(1);
+    let (p, width) = (g.pixels_out(), g.pixels_out() * count);
+    for (i, image) in per_image.chunks_mut(g.output_len().max(1)).enumerate() {
+        for (o, plane) in image.chunks_mut(p.max(1)).enumerate() {
+            plane.copy_from_slice(&side_by_side[o * width + i * p..o * width + (i + 1) * p]);
+        }
+    }
+}
+
 /// The convolution `y = conv(x, w)`: `x` is `[B, C, H, W]`, `weight` is `[O, C, KH, KW]`, `y` is `[B, O, HO, WO]`.
 pub fn forward(x: &[f32], weight: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    forward_in_groups(x, weight, g, images_per_gemm(g))
+}
+
+/// [`forward`] with `group` images per GEMM.
+fn forward_in_groups(x: &[f32], weight: &[f32], g: &ConvGeometry, group: usize) -> Vec<f32> {
     assert_lengths(g, x.len(), weight.len(), None);
     let (o, ckk, p) = (g.out_channels, g.patch_len(), g.pixels_out());
     let mut y = vec![0.0f32; g.batch * g.output_len()];
-    y.par_chunks_mut(g.output_len().max(1)).zip(x.par_chunks(g.input_len().max(1))).for_each_init(
-        || scratch(g),
-        |cols, (y_b, x_b)| {
-            let cols = patches(x_b, g, cols);
-            matmul(y_b, false, (o, p, ckk), weight, (ckk, 1), cols, (p, 1));
+    y.par_chunks_mut((group * g.output_len()).max(1)).zip(x.par_chunks((group * g.input_len()).max(1))).for_each_init(
+        || Scratch::new(g, group),
+        |scratch, (y_group, x_group)| {
+            let width = p * (x_group.len() / g.input_len().max(1));
+            let Scratch { cols, outputs } = scratch;
+            let cols = patches(x_group, g, cols);
+            if width == p {
+                matmul(y_group, false, (o, p, ckk), weight, (ckk, 1), cols, (p, 1));
+            } else {
+                matmul(outputs, false, (o, width, ckk), weight, (ckk, 1), cols, (width, 1));
+                spread(outputs, g, y_group);
+            }
         },
     );
     y
@@ -216,25 +310,42 @@ pub fn forward(x: &[f32], weight: &[f32], g: &ConvGeometry) -> Vec<f32> {
 
 /// The gradient with respect to the input, `[B, C, H, W]`, of a convolution whose output gradient is `dy`.
 pub fn input_grad(weight: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    input_grad_in_groups(weight, dy, g, images_per_gemm(g))
+}
+
+/// [`input_grad`] with `group` images per GEMM.
+fn input_grad_in_groups(weight: &[f32], dy: &[f32], g: &ConvGeometry, group: usize) -> Vec<f32> {
     assert_lengths(g, g.batch * g.input_len(), weight.len(), Some(dy.len()));
     let (o, ckk, p) = (g.out_channels, g.patch_len(), g.pixels_out());
     let mut dx = vec![0.0f32; g.batch * g.input_len()];
-    dx.par_chunks_mut(g.input_len().max(1)).zip(dy.par_chunks(g.output_len().max(1))).for_each_init(
-        || scratch(g),
-        |cols, (dx_b, dy_b)| {
-            if g.is_pointwise() {
-                matmul(dx_b, false, (ckk, p, o), weight, (1, ckk), dy_b, (p, 1));
-            } else {
-                matmul(cols, false, (ckk, p, o), weight, (1, ckk), dy_b, (p, 1));
-                col2im(cols, g, dx_b);
-            }
-        },
-    );
+    dx.par_chunks_mut((group * g.input_len()).max(1))
+        .zip(dy.par_chunks((group * g.output_len()).max(1)))
+        .for_each_init(
+            || Scratch::new(g, group),
+            |scratch, (dx_group, dy_group)| {
+                let width = p * (dy_group.len() / g.output_len().max(1));
+                if width == p && g.is_pointwise() {
+                    matmul(dx_group, false, (ckk, p, o), weight, (1, ckk), dy_group, (p, 1));
+                    return;
+                }
+                let Scratch { cols, outputs } = scratch;
+                let dy_wide = side_by_side(dy_group, g, outputs);
+                matmul(cols, false, (ckk, width, o), weight, (1, ckk), dy_wide, (width, 1));
+                for (i, dx_b) in dx_group.chunks_mut(g.input_len().max(1)).enumerate() {
+                    col2im(&cols[i * p..], g, dx_b, width);
+                }
+            },
+        );
     dx
 }
 
 /// The gradient with respect to the weight, `[O, C, KH, KW]`, summed over the batch.
 pub fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    weight_grad_in_groups(x, dy, g, images_per_gemm(g))
+}
+
+/// [`weight_grad`] with `group` images per GEMM.
+fn weight_grad_in_groups(x: &[f32], dy: &[f32], g: &ConvGeometry, group: usize) -> Vec<f32> {
     assert_lengths(g, x.len(), g.weight_len(), Some(dy.len()));
     let (o, ckk, p) = (g.out_channels, g.patch_len(), g.pixels_out());
     // One contiguous share of the batch per thread, each with its own sum, so that the result does not depend on
@@ -245,14 +356,17 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
         .into_par_iter()
         .map(|share| {
             let mut dw = vec![0.0f32; g.weight_len()];
-            let mut cols = scratch(g);
-            let first = share * per_share;
-            for b in first..(first + per_share).min(g.batch) {
-                let x_b = &x[b * g.input_len()..(b + 1) * g.input_len()];
-                let dy_b = &dy[b * g.output_len()..(b + 1) * g.output_len()];
-                let cols = patches(x_b, g, &mut cols);
-                // dW [O×CKK] += dy_b [O×P] · cols [CKK×P]ᵀ
-                matmul(&mut dw, b > first, (o, ckk, p), dy_b, (p, 1), cols, (1, p));
+            let Scratch { mut cols, mut outputs } = Scratch::new(g, group);
+            let (first, end) = (share * per_share, ((share + 1) * per_share).min(g.batch));
+            let mut start = first;
+            while start < end {
+                let stop = (start + group).min(end);
+                let width = p * (stop - start);
+                let patches = patches(&x[start * g.input_len()..stop * g.input_len()], g, &mut cols);
+                let dy_wide = side_by_side(&dy[start * g.output_len()..stop * g.output_len()], g, &mut outputs);
+                // dW [O×CKK] += dy [O × images·P] · cols [CKK × images·P]ᵀ
+                matmul(&mut dw, start > first, (o, ckk, width), dy_wide, (width, 1), patches, (1, width));
+                start = stop;
             }
             dw
         })
@@ -263,21 +377,6 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
         dw.iter_mut().zip(&partial).for_each(|(a, b)| *a += b);
     }
     dw
-}
-
-/// The im2col buffer of one image (empty for a pointwise convolution, which needs none).
-fn scratch(g: &ConvGeometry) -> Vec<f32> {
-    if g.is_pointwise() { Vec::new() } else { vec![0.0; g.patch_len() * g.pixels_out()] }
-}
-
-/// The im2col matrix of one image: the image itself for a pointwise convolution, else written into `cols`.
-fn patches<'a>(image: &'a [f32], g: &ConvGeometry, cols: &'a mut [f32]) -> &'a [f32] {
-    if g.is_pointwise() {
-        image
-    } else {
-        im2col(image, g, cols);
-        cols
-    }
 }
 
 fn assert_lengths(g: &ConvGeometry, x: usize, weight: usize, dy: Option<usize>) {
@@ -404,6 +503,55 @@ mod tests {
             assert_close(&input_grad(&w, &dy, g), &want_dx, "dx", g);
             assert_close(&weight_grad(&x, &dy, g), &want_dw, "dw", g);
         }
+    }
+
+    /// Images grouped side by side in one GEMM (the path of large weights) give the same values and gradients as
+    /// the definition, including a last group with fewer images.
+    #[test]
+    fn grouped_images_match_the_definition() {
+        for (i, g) in geometries().iter().enumerate() {
+            let x = values(g.batch * g.input_len(), i as u32);
+            let w = values(g.weight_len(), 100 + i as u32);
+            let dy = values(g.batch * g.output_len(), 200 + i as u32);
+            let y_want = direct(&x, &w, g);
+            for group in [2, 3, g.batch] {
+                assert_close(&forward_in_groups(&x, &w, g, group), &y_want, "grouped y", g);
+                assert_close(
+                    &input_grad_in_groups(&w, &dy, g, group),
+                    &to_f64(&input_grad_in_groups(&w, &dy, g, 1)),
+                    "grouped dx",
+                    g,
+                );
+                assert_close(
+                    &weight_grad_in_groups(&x, &dy, g, group),
+                    &to_f64(&weight_grad_in_groups(&x, &dy, g, 1)),
+                    "grouped dw",
+                    g,
+                );
+            }
+        }
+    }
+
+    fn to_f64(v: &[f32]) -> Vec<f64> {
+        v.iter().map(|&a| a as f64).collect()
+    }
+
+    #[test]
+    fn only_weights_too_large_for_the_cache_group_images() {
+        let wrn = ConvGeometry {
+            batch: 64,
+            in_channels: 128,
+            height: 8,
+            width: 8,
+            out_channels: 128,
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [1, 1],
+        };
+        assert_eq!(images_per_gemm(&wrn), 1);
+        let late = ConvGeometry { in_channels: 512, height: 4, width: 4, out_channels: 512, ..wrn };
+        let threads = rayon::current_num_threads().max(1);
+        assert_eq!(images_per_gemm(&late), 16.min(64_usize.div_ceil(threads)));
     }
 
     #[test]
