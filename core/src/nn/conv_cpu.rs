@@ -270,7 +270,7 @@ fn side_by_side<'a>(per_image: &'a [f32], g: &ConvGeometry, buffer: &'a mut [f32
 }
 
 /// Spreads an `[O × images·P]` matrix back into `images` outputs of `[O × P]` each (the inverse of
-/// [`Scratch::side_by_side`]).
+/// [`side_by_side`]).
 fn spread(side_by_side: &[f32], g: &ConvGeometry, per_image: &mut [f32]) {
     let count = per_image.len() / g.output_len().max(1);
     let (p, width) = (g.pixels_out(), g.pixels_out() * count);
@@ -505,8 +505,9 @@ mod tests {
         }
     }
 
-    /// Images grouped side by side in one GEMM (the path of large weights) give the same values and gradients as
-    /// the definition, including a last group with fewer images.
+    /// Images grouped side by side in one GEMM (the path of large weights), including a last group with fewer
+    /// images: the output against the definition, the gradients against the per-image path (which
+    /// `gradients_match_the_definition` checks against the definition).
     #[test]
     fn grouped_images_match_the_definition() {
         for (i, g) in geometries().iter().enumerate() {
