@@ -10,7 +10,10 @@
 //!
 //! `P` is the output's pixel count and `CKK` the input channels times the kernel's area. A 1×1 convolution with
 //! stride 1 and no padding needs no im2col: `cols(x_b)` is `x_b` itself.
+//!
+//! 3×3 convolutions with stride 1 and padding 1 take [`conv_direct`]'s kernels instead where the CPU has AVX-512.
 
+use super::conv_direct;
 use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
 
@@ -283,7 +286,8 @@ fn spread(side_by_side: &[f32], g: &ConvGeometry, per_image: &mut [f32]) {
 
 /// The convolution `y = conv(x, w)`: `x` is `[B, C, H, W]`, `weight` is `[O, C, KH, KW]`, `y` is `[B, O, HO, WO]`.
 pub fn forward(x: &[f32], weight: &[f32], g: &ConvGeometry) -> Vec<f32> {
-    forward_in_groups(x, weight, g, images_per_gemm(g))
+    assert_lengths(g, x.len(), weight.len(), None);
+    conv_direct::forward(x, weight, g).unwrap_or_else(|| forward_in_groups(x, weight, g, images_per_gemm(g)))
 }
 
 /// [`forward`] with `group` images per GEMM.
@@ -310,7 +314,8 @@ fn forward_in_groups(x: &[f32], weight: &[f32], g: &ConvGeometry, group: usize) 
 
 /// The gradient with respect to the input, `[B, C, H, W]`, of a convolution whose output gradient is `dy`.
 pub fn input_grad(weight: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
-    input_grad_in_groups(weight, dy, g, images_per_gemm(g))
+    assert_lengths(g, g.batch * g.input_len(), weight.len(), Some(dy.len()));
+    conv_direct::input_grad(weight, dy, g).unwrap_or_else(|| input_grad_in_groups(weight, dy, g, images_per_gemm(g)))
 }
 
 /// [`input_grad`] with `group` images per GEMM.
@@ -341,7 +346,8 @@ fn input_grad_in_groups(weight: &[f32], dy: &[f32], g: &ConvGeometry, group: usi
 
 /// The gradient with respect to the weight, `[O, C, KH, KW]`, summed over the batch.
 pub fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
-    weight_grad_in_groups(x, dy, g, images_per_gemm(g))
+    assert_lengths(g, x.len(), g.weight_len(), Some(dy.len()));
+    conv_direct::weight_grad(x, dy, g).unwrap_or_else(|| weight_grad_in_groups(x, dy, g, images_per_gemm(g)))
 }
 
 /// [`weight_grad`] with `group` images per GEMM.
@@ -533,6 +539,82 @@ mod tests {
         }
     }
 
+    /// The gradients of `L = Σ dy ⊙ conv(x, w)` written out as their definition, in f64: every product
+    /// `x · w` of the forward sum sends `dy · w` to the input and `dy · x` to the weight.
+    fn direct_grads(x: &[f32], w: &[f32], dy: &[f32], g: &ConvGeometry) -> (Vec<f64>, Vec<f64>) {
+        let [ho, wo] = g.output_size();
+        let (mut dx, mut dw) = (vec![0.0f64; x.len()], vec![0.0f64; w.len()]);
+        for b in 0..g.batch {
+            for o in 0..g.out_channels {
+                for oy in 0..ho {
+                    for ox in 0..wo {
+                        let d = dy[((b * g.out_channels + o) * ho + oy) * wo + ox] as f64;
+                        for c in 0..g.in_channels {
+                            for ky in 0..g.kernel[0] {
+                                for kx in 0..g.kernel[1] {
+                                    let iy = (oy * g.stride[0] + ky) as isize - g.padding[0] as isize;
+                                    let ix = (ox * g.stride[1] + kx) as isize - g.padding[1] as isize;
+                                    if iy < 0 || ix < 0 || iy >= g.height as isize || ix >= g.width as isize {
+                                        continue;
+                                    }
+                                    let xi = ((b * g.in_channels + c) * g.height + iy as usize) * g.width + ix as usize;
+                                    let wi = ((o * g.in_channels + c) * g.kernel[0] + ky) * g.kernel[1] + kx;
+                                    dx[xi] += d * w[wi] as f64;
+                                    dw[wi] += d * x[xi] as f64;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (dx, dw)
+    }
+
+    /// 3×3 convolutions with stride 1 and padding 1 whose channels and widths the AVX-512 kernels take: full rows of
+    /// vectors, a row ending in a partial vector, an odd input channel count, output channels in blocks of 32 and
+    /// 16, and maps too narrow for row vectors (pixel tiles, whose last tile is partly padding).
+    #[test]
+    fn direct_kernels_match_the_definition() {
+        let g = |batch, c, h, w, o| ConvGeometry {
+            batch,
+            in_channels: c,
+            height: h,
+            width: w,
+            out_channels: o,
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [1, 1],
+        };
+        // (geometry, whether forward, input gradient and weight gradient take the direct kernels)
+        let cases = [
+            (g(3, 8, 5, 32, 16), [true, true, true]),
+            (g(2, 16, 4, 28, 8), [true, true, false]),
+            (g(2, 3, 6, 16, 48), [true, false, true]),
+            (g(5, 8, 3, 17, 32), [true, false, true]),
+            (g(3, 16, 4, 4, 32), [true, true, true]),
+            (g(2, 32, 8, 8, 16), [true, true, true]),
+            (g(2, 8, 8, 8, 16), [true, false, true]),
+        ];
+        for (i, (g, direct_paths)) in cases.iter().enumerate() {
+            let x = values(g.batch * g.input_len(), 300 + i as u32);
+            let w = values(g.weight_len(), 400 + i as u32);
+            let dy = values(g.batch * g.output_len(), 500 + i as u32);
+            if conv_direct::available() {
+                let taken = [
+                    conv_direct::forward(&x, &w, g).is_some(),
+                    conv_direct::input_grad(&w, &dy, g).is_some(),
+                    conv_direct::weight_grad(&x, &dy, g).is_some(),
+                ];
+                assert_eq!(&taken, direct_paths, "direct kernels taken for {g:?}");
+            }
+            let (want_dx, want_dw) = direct_grads(&x, &w, &dy, g);
+            assert_close(&forward(&x, &w, g), &direct(&x, &w, g), "y", g);
+            assert_close(&input_grad(&w, &dy, g), &want_dx, "dx", g);
+            assert_close(&weight_grad(&x, &dy, g), &want_dw, "dw", g);
+        }
+    }
+
     fn to_f64(v: &[f32]) -> Vec<f64> {
         v.iter().map(|&a| a as f64).collect()
     }
@@ -567,14 +649,18 @@ mod tests {
         assert_eq!(valid_outputs(3, 3, 4, 1, 0), (0, 0));
     }
 
+    /// The GEMM path, and the direct kernels (on CPUs that have them) on a geometry with more images than threads.
     #[test]
     fn the_weight_gradient_does_not_depend_on_scheduling() {
-        let g = geometries()[7];
-        let x = values(g.batch * g.input_len(), 7);
-        let dy = values(g.batch * g.output_len(), 8);
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-        let a = pool.install(|| weight_grad(&x, &dy, &g));
-        let b = pool.install(|| weight_grad(&x, &dy, &g));
-        assert_eq!(a, b);
+        let direct =
+            ConvGeometry { batch: 5, in_channels: 8, height: 4, width: 16, out_channels: 16, ..geometries()[0] };
+        for g in [geometries()[7], direct] {
+            let x = values(g.batch * g.input_len(), 7);
+            let dy = values(g.batch * g.output_len(), 8);
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+            let a = pool.install(|| weight_grad(&x, &dy, &g));
+            let b = pool.install(|| weight_grad(&x, &dy, &g));
+            assert_eq!(a, b, "{g:?}");
+        }
     }
 }

@@ -7,7 +7,7 @@
 //!   and logits.
 //! * [`store`]: a backbone on disk, `weights.safetensors` + `model.json`.
 //! * [`conv`], [`batch_norm`]: the convolution and training-mode batch norm every network calls, on relab's own
-//!   CPU kernels ([`conv_cpu`], [`batch_norm_cpu`]) where the tensors live on burn's CPU backend.
+//!   CPU kernels ([`conv_cpu`], [`conv_direct`], [`batch_norm_cpu`]) where the tensors live on burn's CPU backend.
 //! * [`init`], [`ops`], [`params`]: initialisers, parameter-free operations, PyTorch-style parameter counts.
 //! * [`seeded`]: building a module from a seed while other threads of the process draw too.
 //!
@@ -20,6 +20,7 @@ pub mod batch_norm;
 pub mod batch_norm_cpu;
 pub mod conv;
 pub mod conv_cpu;
+pub mod conv_direct;
 mod flex_values;
 pub mod heads;
 pub mod init;

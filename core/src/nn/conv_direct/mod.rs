@@ -1,0 +1,277 @@
+//! 3×3 convolutions with stride 1 and padding 1 as direct AVX-512 kernels, without im2col: every WRN and ResNet
+//! convolution that neither downsamples nor is a 1×1 shortcut.
+//!
+//! Their im2col matrices are nine times the image, written and then packed again by `gemm` before the product
+//! starts; on the 32×32 maps of WRN-28-2 (32 channels) that traffic held the GEMMs to about half of what the cores
+//! can do, and their weight gradient to a fifth. Here each kernel reads a zero-padded copy of the image
+//! ([`padded`]) in place:
+//!
+//! * forward: [`row_tiles`] on maps at least 16 pixels wide, vectors along the rows; [`pixel_tiles`] on narrower
+//!   maps, vectors along the output channels;
+//! * input gradient: the same kernels over the output gradient, with the weights flipped and their channel axes
+//!   swapped (the adjoint of a stride-1, padding-1 3×3 convolution is one);
+//! * weight gradient: [`outer_products`] of the output gradient and the input.
+//!
+//! [`forward`], [`input_grad`] and [`weight_grad`] return `None` where a geometry or the CPU does not fit these
+//! kernels, and the caller takes the im2col + GEMM path. Every sum runs in a fixed order, so the results depend on
+//! the thread count only.
+
+mod padded;
+mod transpose;
+
+#[cfg(target_arch = "x86_64")]
+mod outer_products;
+#[cfg(target_arch = "x86_64")]
+mod pixel_tiles;
+#[cfg(target_arch = "x86_64")]
+mod row_tiles;
+
+use super::conv_cpu::ConvGeometry;
+use padded::{LANES, Padded};
+use rayon::prelude::*;
+use transpose::transpose;
+
+/// Output channels of one row tile, and so the multiple of channels that kernel needs.
+const ROW_TILE_CHANNELS: usize = 8;
+
+/// Output pixels of one pixel tile; a pass's pixel list is padded to a multiple of it.
+const PIXEL_TILE_PIXELS: usize = 12;
+
+/// Output pixels the narrow-map and weight-gradient kernels take in one pass: a pass over a single 4×4 map would
+/// stream a block's weights (or the partial gradient, `C·9·O` values, 9 MiB at 512 channels) for only 16 pixels.
+const PASS_PIXELS: usize = 256;
+
+/// Weights beyond this many values (ResNet-18's 512-channel layers, 2.4 M) take GEMM for their gradient: the
+/// partial gradient's trips to memory made the kernel slower there (144 against 167 GFLOP/s on 4×4 maps, 2 cores),
+/// while up to 256 channels (590 K values) it is the faster of the two.
+const WEIGHT_GRAD_MAX_WEIGHTS: usize = 1 << 20;
+
+/// Whether the CPU runs the kernels.
+pub(crate) fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// A 3×3 kernel, stride 1, padding 1: the output has the input's size.
+fn is_same_size_3x3(g: &ConvGeometry) -> bool {
+    g.kernel == [3, 3] && g.stride == [1, 1] && g.padding == [1, 1] && g.height > 0 && g.width > 0
+}
+
+/// Whether rows of this width fill at least three quarters of their vectors' lanes (an 8-wide row fills half).
+fn fills_vectors(width: usize) -> bool {
+    4 * width >= 3 * LANES * width.div_ceil(LANES)
+}
+
+/// The kernel that maps `from` channels to `to` channels on this geometry's maps, if one does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kernel {
+    Rows,
+    Pixels,
+}
+
+fn kernel_for(g: &ConvGeometry, to: usize) -> Option<Kernel> {
+    if !(available() && is_same_size_3x3(g)) {
+        None
+    } else if fills_vectors(g.width) && to.is_multiple_of(ROW_TILE_CHANNELS) {
+        Some(Kernel::Rows)
+    } else if to.is_multiple_of(LANES) {
+        Some(Kernel::Pixels)
+    } else {
+        None
+    }
+}
+
+/// The convolution `y = conv(x, w)` ([`super::conv_cpu::forward`]'s contract), or `None` where these kernels do not
+/// apply: they need 8k output channels on maps at least 16 wide, 16k on narrower ones.
+pub fn forward(x: &[f32], weight: &[f32], g: &ConvGeometry) -> Option<Vec<f32>> {
+    let kernel = kernel_for(g, g.out_channels)?;
+    // [O][C][3][3] → [C][9][O]: the output channels of one input channel's tap side by side.
+    let (c_in, o) = (g.in_channels, g.out_channels);
+    let mut packed = vec![0.0f32; weight.len()];
+    transpose(weight, o, c_in * 9, &mut packed);
+    Some(same_size_3x3(kernel, x, &packed, c_in, o, g))
+}
+
+/// The gradient with respect to the input ([`super::conv_cpu::input_grad`]'s contract), or `None` where these
+/// kernels do not apply: they need 8k input channels on maps at least 16 wide, 16k on narrower ones.
+pub fn input_grad(weight: &[f32], dy: &[f32], g: &ConvGeometry) -> Option<Vec<f32>> {
+    let kernel = kernel_for(g, g.in_channels)?;
+    // dx[c, p] = Σ_o Σ_tap w[o, c, tap] · dy[o, p − (tap − centre)]: a forward convolution of dy from O to C channels
+    // whose weight for tap t is w[o, c, 8 − t], packed as [O][9][C].
+    let (c_in, o) = (g.in_channels, g.out_channels);
+    let mut packed = Vec::with_capacity(weight.len());
+    for oc in 0..o {
+        for tap in 0..9 {
+            packed.extend((0..c_in).map(|c| weight[(oc * c_in + c) * 9 + (8 - tap)]));
+        }
+    }
+    Some(same_size_3x3(kernel, dy, &packed, o, c_in, g))
+}
+
+/// `[B, from, H, W]` → `[B, to, H, W]` through 3×3 weights packed `[from][9][to]`.
+fn same_size_3x3(kernel: Kernel, input: &[f32], packed: &[f32], from: usize, to: usize, g: &ConvGeometry) -> Vec<f32> {
+    match kernel {
+        Kernel::Rows => by_rows(input, packed, from, to, g),
+        Kernel::Pixels => by_pixels(input, packed, from, to, g),
+    }
+}
+
+/// [`row_tiles`], one image at a time on each thread.
+fn by_rows(input: &[f32], packed: &[f32], from: usize, to: usize, g: &ConvGeometry) -> Vec<f32> {
+    let pad = Padded::for_row_vectors(g.height, g.width);
+    let vectors = pad.vectors();
+    let (image_in, image_out) = (from * g.height * g.width, to * g.height * g.width);
+    let mut out = vec![0.0f32; g.batch * image_out];
+    out.par_chunks_mut(image_out.max(1)).zip(input.par_chunks(image_in.max(1))).for_each_init(
+        || vec![0.0f32; from * pad.plane()],
+        |padded, (out, image)| {
+            pad.fill(image, from, padded);
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `kernel_for` checked AVX-512F and that `to` is a multiple of the tile's channels; the planes
+            // are laid out for row vectors, `packed` holds `from · 9 · to` weights and `out` holds `to` planes.
+            unsafe {
+                row_tiles::image(padded, pad.plane(), pad.pitch, from, packed, to, &vectors, out)
+            };
+        },
+    );
+    out
+}
+
+/// [`pixel_tiles`], a pass of images at a time on each thread, transposed back to channels × pixels.
+fn by_pixels(input: &[f32], packed: &[f32], from: usize, to: usize, g: &ConvGeometry) -> Vec<f32> {
+    let pad = Padded::tight(g.height, g.width);
+    let p = g.height * g.width;
+    let (image_in, image_out) = (from * p, to * p);
+    let share = g.batch.div_ceil(rayon::current_num_threads().max(1)).max(1);
+    let group = PASS_PIXELS.div_ceil(p.max(1)).clamp(1, share);
+    let rows = (group * p).next_multiple_of(PIXEL_TILE_PIXELS);
+    let mut out = vec![0.0f32; g.batch * image_out];
+    out.par_chunks_mut((group * image_out).max(1)).zip(input.par_chunks((group * image_in).max(1))).for_each_init(
+        || (vec![0.0f32; group * from * pad.plane()], vec![0.0f32; rows * to], Vec::with_capacity(rows)),
+        |(padded, by_pixel, starts), (out, images)| {
+            let count = images.len() / image_in.max(1);
+            starts.clear();
+            for (i, image) in images.chunks(image_in.max(1)).enumerate() {
+                let offset = i * from * pad.plane();
+                pad.fill(image, from, &mut padded[offset..]);
+                starts.extend(pad.pixels().map(|start| start + offset));
+            }
+            // The last tile's missing pixels repeat the last one; their rows are not read back.
+            let last = *starts.last().expect("a pass holds at least one pixel");
+            starts.resize(starts.len().next_multiple_of(PIXEL_TILE_PIXELS), last);
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `kernel_for` checked AVX-512F and that `to` is a multiple of 16; every start's window lies in
+            // `padded`, `packed` holds `from · 9 · to` weights and `by_pixel` holds `rows ≥ starts.len()` rows.
+            unsafe {
+                pixel_tiles::pixels(padded, pad.plane(), pad.pitch, from, packed, to, starts, by_pixel)
+            };
+            for i in 0..count {
+                transpose(&by_pixel[i * p * to..], p, to, &mut out[i * image_out..(i + 1) * image_out]);
+            }
+        },
+    );
+    out
+}
+
+/// Images per pass of the weight-gradient kernel: enough for [`PASS_PIXELS`], at most a thread's share.
+fn images_per_pass(g: &ConvGeometry, per_share: usize) -> usize {
+    PASS_PIXELS.div_ceil((g.height * g.width).max(1)).clamp(1, per_share.max(1))
+}
+
+/// The gradient with respect to the weight ([`super::conv_cpu::weight_grad`]'s contract), or `None` where these
+/// kernels do not apply: they need 16k output channels and at most [`WEIGHT_GRAD_MAX_WEIGHTS`] weights.
+pub fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Option<Vec<f32>> {
+    let weights = g.out_channels * g.in_channels * 9;
+    if !(available()
+        && is_same_size_3x3(g)
+        && g.out_channels.is_multiple_of(LANES)
+        && weights <= WEIGHT_GRAD_MAX_WEIGHTS)
+    {
+        return None;
+    }
+    let (c_in, o, p) = (g.in_channels, g.out_channels, g.height * g.width);
+    let pad = Padded::tight(g.height, g.width);
+    // As in the GEMM path: one contiguous share of the batch per thread and a fixed order of the sums, so that the
+    // result depends on the thread count only.
+    let shares = rayon::current_num_threads().clamp(1, g.batch.max(1));
+    let per_share = g.batch.div_ceil(shares).max(1);
+    let group = images_per_pass(g, per_share);
+    let partials: Vec<Vec<f32>> = (0..shares)
+        .into_par_iter()
+        .map(|share| {
+            // [C][9][O]: a tap's output channels side by side, the layout of the kernel's accumulators.
+            let mut partial = vec![0.0f32; c_in * 9 * o];
+            let mut padded = vec![0.0f32; group * c_in * pad.plane()];
+            let mut dy_t = vec![0.0f32; group * p * o];
+            let (first, end) = (share * per_share, ((share + 1) * per_share).min(g.batch));
+            let mut start = first;
+            while start < end {
+                let images = (end - start).min(group);
+                for i in 0..images {
+                    let b = start + i;
+                    let padded_i = &mut padded[i * c_in * pad.plane()..(i + 1) * c_in * pad.plane()];
+                    pad.fill(&x[b * c_in * p..(b + 1) * c_in * p], c_in, padded_i);
+                    transpose(&dy[b * o * p..(b + 1) * o * p], o, p, &mut dy_t[i * p * o..(i + 1) * p * o]);
+                }
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: AVX-512F checked above; `padded` holds `images · c_in` padded planes of `pad`, `dy_t`
+                // holds `images · p` rows of `o` values, `partial` holds `c_in · 9 · o`, and `o` is a multiple of 16.
+                unsafe {
+                    outer_products::images(&padded, pad, c_in, images, &dy_t, o, &mut partial)
+                };
+                start += images;
+            }
+            partial
+        })
+        .collect();
+    let mut shares = partials.into_iter();
+    let mut sum = shares.next().unwrap_or_else(|| vec![0.0; c_in * 9 * o]);
+    for partial in shares {
+        sum.iter_mut().zip(&partial).for_each(|(a, b)| *a += b);
+    }
+    let mut dw = vec![0.0f32; o * c_in * 9];
+    transpose(&sum, c_in * 9, o, &mut dw);
+    Some(dw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_geometry_takes_the_kernel_that_fits_it() {
+        if !available() {
+            return;
+        }
+        let g = |c, h, w, o| ConvGeometry {
+            batch: 64,
+            in_channels: c,
+            height: h,
+            width: w,
+            out_channels: o,
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [1, 1],
+        };
+        // WRN-28-2 at 32×32: rows on 32×32 and 16×16 maps, pixel tiles on 8×8.
+        assert_eq!(kernel_for(&g(32, 32, 32, 32), 32), Some(Kernel::Rows));
+        assert_eq!(kernel_for(&g(64, 16, 16, 64), 64), Some(Kernel::Rows));
+        assert_eq!(kernel_for(&g(128, 8, 8, 128), 128), Some(Kernel::Pixels));
+        // 28-wide rows fill 7/8 of their vectors, 20-wide 5/8.
+        assert_eq!(kernel_for(&g(8, 28, 28, 8), 8), Some(Kernel::Rows));
+        assert_eq!(kernel_for(&g(16, 20, 20, 16), 16), Some(Kernel::Pixels));
+        // ResNet-18's 4×4 maps too; anything strided or not 3×3 takes GEMM.
+        assert_eq!(kernel_for(&g(512, 4, 4, 512), 512), Some(Kernel::Pixels));
+        assert_eq!(kernel_for(&ConvGeometry { stride: [2, 2], ..g(32, 32, 32, 32) }, 32), None);
+        assert_eq!(kernel_for(&ConvGeometry { kernel: [1, 1], padding: [0, 0], ..g(32, 32, 32, 32) }, 32), None);
+        // Channel counts the tiles do not divide.
+        assert_eq!(kernel_for(&g(3, 32, 32, 12), 12), None);
+        assert_eq!(kernel_for(&g(8, 8, 8, 8), 8), None);
+    }
+}

@@ -1,0 +1,104 @@
+//! The weight-gradient kernel: per output pixel an outer product of its output gradient along 16 or 32 output
+//! channels (the gradient transposed to pixels × channels) and the nine input values its taps see, broadcast. The
+//! sums of one input channel's nine taps stay in registers over a whole pass of images, so nothing is reduced
+//! across vector lanes.
+
+use super::padded::{LANES, Padded};
+use std::arch::x86_64::*;
+
+/// Adds the weight gradient of `images` images to `partial`, laid out `[C][9][O]`.
+///
+/// # Safety
+/// AVX-512F must be available; `padded` holds `images · channels` planes laid out as `pad`, image after image,
+/// `dy_t` holds each image's output gradient as `[pixel][O]` with `O = o`, a multiple of 16, image after image,
+/// and `partial` holds `channels · 9 · o` values.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn images(
+    padded: &[f32],
+    pad: Padded,
+    channels: usize,
+    images: usize,
+    dy_t: &[f32],
+    o: usize,
+    partial: &mut [f32],
+) {
+    debug_assert!(o.is_multiple_of(LANES) && partial.len() >= channels * 9 * o);
+    let strides = Images { padded: channels * pad.plane(), dy_t: pad.height * pad.width * o, count: images };
+    for c in 0..channels {
+        let x = &padded[c * pad.plane()..];
+        let sums = &mut partial[c * 9 * o..(c + 1) * 9 * o];
+        let mut first = 0;
+        while first < o {
+            // SAFETY: as this function's contract.
+            unsafe {
+                if o - first >= 2 * LANES {
+                    channel::<2>(x, pad, strides, dy_t, o, first, sums);
+                    first += 2 * LANES;
+                } else {
+                    channel::<1>(x, pad, strides, dy_t, o, first, sums);
+                    first += LANES;
+                }
+            }
+        }
+    }
+}
+
+/// How far apart consecutive images lie in the padded input and the transposed output gradient, and how many.
+#[derive(Clone, Copy)]
+struct Images {
+    padded: usize,
+    dy_t: usize,
+    count: usize,
+}
+
+/// `sums[tap][first..first + 16·V] += Σ_images Σ_pixels dy_t[pixel][first..] · x[pixel + tap]` for one input
+/// channel, whose first image's padded plane starts `x`.
+#[target_feature(enable = "avx512f")]
+unsafe fn channel<const V: usize>(
+    x: &[f32],
+    pad: Padded,
+    images: Images,
+    dy_t: &[f32],
+    o: usize,
+    first: usize,
+    sums: &mut [f32],
+) {
+    let mut acc = [[_mm512_setzero_ps(); 9]; V];
+    for (v, acc_v) in acc.iter_mut().enumerate() {
+        for (tap, a) in acc_v.iter_mut().enumerate() {
+            // SAFETY: `sums` holds 9 rows of `o` values and `first + 16·V ≤ o`.
+            *a = unsafe { _mm512_loadu_ps(sums.as_ptr().add(tap * o + first + v * LANES)) };
+        }
+    }
+    debug_assert!(x.len() >= (images.count - 1) * images.padded + pad.plane());
+    debug_assert!(dy_t.len() >= images.count * images.dy_t);
+    for i in 0..images.count {
+        // SAFETY: image `i`'s plane and gradient lie inside `x` and `dy_t` (asserted above).
+        let (x, dy_t) = unsafe { (x.as_ptr().add(i * images.padded), dy_t.as_ptr().add(i * images.dy_t)) };
+        for y in 0..pad.height {
+            // SAFETY (every pointer below): padded rows y..y + 2 hold the taps of output row y, columns 0..W + 2,
+            // and `dy_t` holds H·W rows of `o` values.
+            let rows = unsafe { [x.add(y * pad.pitch), x.add((y + 1) * pad.pitch), x.add((y + 2) * pad.pitch)] };
+            for col in 0..pad.width {
+                let mut d = [_mm512_setzero_ps(); V];
+                for (v, d) in d.iter_mut().enumerate() {
+                    *d = unsafe { _mm512_loadu_ps(dy_t.add((y * pad.width + col) * o + first + v * LANES)) };
+                }
+                for (ky, row) in rows.iter().enumerate() {
+                    for kx in 0..3 {
+                        let xv = _mm512_set1_ps(unsafe { *row.add(col + kx) });
+                        for (acc_v, d) in acc.iter_mut().zip(&d) {
+                            acc_v[ky * 3 + kx] = _mm512_fmadd_ps(*d, xv, acc_v[ky * 3 + kx]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (v, acc_v) in acc.iter().enumerate() {
+        for (tap, a) in acc_v.iter().enumerate() {
+            // SAFETY: as the loads above.
+            unsafe { _mm512_storeu_ps(sums.as_mut_ptr().add(tap * o + first + v * LANES), *a) };
+        }
+    }
+}
