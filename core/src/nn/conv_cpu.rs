@@ -40,6 +40,21 @@ impl ConvGeometry {
         ]
     }
 
+    /// A 3×3 convolution with stride 1 and padding 1 (the output has the input's size).
+    #[cfg(test)]
+    pub(crate) fn same_size_3x3(batch: usize, c: usize, h: usize, w: usize, o: usize) -> Self {
+        Self {
+            batch,
+            in_channels: c,
+            height: h,
+            width: w,
+            out_channels: o,
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [1, 1],
+        }
+    }
+
     /// Whether the input's size and the padding leave at least one output pixel.
     pub fn is_valid(&self) -> bool {
         let fits = |size: usize, k: usize, p: usize| k >= 1 && size + 2 * p >= k;
@@ -398,15 +413,15 @@ fn assert_lengths(g: &ConvGeometry, x: usize, weight: usize, dy: Option<usize>) 
 mod tests {
     use super::*;
 
-    /// The convolution written out as its definition, in f64.
-    fn direct(x: &[f32], w: &[f32], g: &ConvGeometry) -> Vec<f64> {
+    /// Calls `term(y, x, w)` with the indices of every product `x · w` that the convolution's definition sums into
+    /// output `y`, the products of each output in order.
+    fn each_term(g: &ConvGeometry, mut term: impl FnMut(usize, usize, usize)) {
         let [ho, wo] = g.output_size();
-        let mut y = vec![0.0f64; g.batch * g.out_channels * ho * wo];
         for b in 0..g.batch {
             for o in 0..g.out_channels {
                 for oy in 0..ho {
                     for ox in 0..wo {
-                        let mut s = 0.0f64;
+                        let yi = ((b * g.out_channels + o) * ho + oy) * wo + ox;
                         for c in 0..g.in_channels {
                             for ky in 0..g.kernel[0] {
                                 for kx in 0..g.kernel[1] {
@@ -415,20 +430,34 @@ mod tests {
                                     if iy < 0 || ix < 0 || iy >= g.height as isize || ix >= g.width as isize {
                                         continue;
                                     }
-                                    let xv = x
-                                        [((b * g.in_channels + c) * g.height + iy as usize) * g.width + ix as usize]
-                                        as f64;
-                                    let wv = w[((o * g.in_channels + c) * g.kernel[0] + ky) * g.kernel[1] + kx] as f64;
-                                    s += xv * wv;
+                                    let xi = ((b * g.in_channels + c) * g.height + iy as usize) * g.width + ix as usize;
+                                    let wi = ((o * g.in_channels + c) * g.kernel[0] + ky) * g.kernel[1] + kx;
+                                    term(yi, xi, wi);
                                 }
                             }
                         }
-                        y[((b * g.out_channels + o) * ho + oy) * wo + ox] = s;
                     }
                 }
             }
         }
+    }
+
+    /// The convolution written out as its definition, in f64.
+    fn direct(x: &[f32], w: &[f32], g: &ConvGeometry) -> Vec<f64> {
+        let mut y = vec![0.0f64; g.batch * g.output_len()];
+        each_term(g, |yi, xi, wi| y[yi] += x[xi] as f64 * w[wi] as f64);
         y
+    }
+
+    /// The gradients of `L = Σ dy ⊙ conv(x, w)` written out as their definition, in f64: every product `x · w` of
+    /// the forward sum sends `dy · w` to the input and `dy · x` to the weight.
+    fn direct_grads(x: &[f32], w: &[f32], dy: &[f32], g: &ConvGeometry) -> (Vec<f64>, Vec<f64>) {
+        let (mut dx, mut dw) = (vec![0.0f64; x.len()], vec![0.0f64; w.len()]);
+        each_term(g, |yi, xi, wi| {
+            dx[xi] += dy[yi] as f64 * w[wi] as f64;
+            dw[wi] += dy[yi] as f64 * x[xi] as f64;
+        });
+        (dx, dw)
     }
 
     fn values(n: usize, seed: u32) -> Vec<f32> {
@@ -539,53 +568,12 @@ mod tests {
         }
     }
 
-    /// The gradients of `L = Σ dy ⊙ conv(x, w)` written out as their definition, in f64: every product
-    /// `x · w` of the forward sum sends `dy · w` to the input and `dy · x` to the weight.
-    fn direct_grads(x: &[f32], w: &[f32], dy: &[f32], g: &ConvGeometry) -> (Vec<f64>, Vec<f64>) {
-        let [ho, wo] = g.output_size();
-        let (mut dx, mut dw) = (vec![0.0f64; x.len()], vec![0.0f64; w.len()]);
-        for b in 0..g.batch {
-            for o in 0..g.out_channels {
-                for oy in 0..ho {
-                    for ox in 0..wo {
-                        let d = dy[((b * g.out_channels + o) * ho + oy) * wo + ox] as f64;
-                        for c in 0..g.in_channels {
-                            for ky in 0..g.kernel[0] {
-                                for kx in 0..g.kernel[1] {
-                                    let iy = (oy * g.stride[0] + ky) as isize - g.padding[0] as isize;
-                                    let ix = (ox * g.stride[1] + kx) as isize - g.padding[1] as isize;
-                                    if iy < 0 || ix < 0 || iy >= g.height as isize || ix >= g.width as isize {
-                                        continue;
-                                    }
-                                    let xi = ((b * g.in_channels + c) * g.height + iy as usize) * g.width + ix as usize;
-                                    let wi = ((o * g.in_channels + c) * g.kernel[0] + ky) * g.kernel[1] + kx;
-                                    dx[xi] += d * w[wi] as f64;
-                                    dw[wi] += d * x[xi] as f64;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        (dx, dw)
-    }
-
     /// 3×3 convolutions with stride 1 and padding 1 whose channels and widths the AVX-512 kernels take: full rows of
     /// vectors, a row ending in a partial vector, an odd input channel count, output channels in blocks of 32 and
     /// 16, and maps too narrow for row vectors (pixel tiles, whose last tile is partly padding).
     #[test]
     fn direct_kernels_match_the_definition() {
-        let g = |batch, c, h, w, o| ConvGeometry {
-            batch,
-            in_channels: c,
-            height: h,
-            width: w,
-            out_channels: o,
-            kernel: [3, 3],
-            stride: [1, 1],
-            padding: [1, 1],
-        };
+        let g = ConvGeometry::same_size_3x3;
         // (geometry, whether forward, input gradient and weight gradient take the direct kernels)
         let cases = [
             (g(3, 8, 5, 32, 16), [true, true, true]),
@@ -652,9 +640,7 @@ mod tests {
     /// The GEMM path, and the direct kernels (on CPUs that have them) on a geometry with more images than threads.
     #[test]
     fn the_weight_gradient_does_not_depend_on_scheduling() {
-        let direct =
-            ConvGeometry { batch: 5, in_channels: 8, height: 4, width: 16, out_channels: 16, ..geometries()[0] };
-        for g in [geometries()[7], direct] {
+        for g in [geometries()[7], ConvGeometry::same_size_3x3(5, 8, 4, 16, 16)] {
             let x = values(g.batch * g.input_len(), 7);
             let dy = values(g.batch * g.output_len(), 8);
             let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();

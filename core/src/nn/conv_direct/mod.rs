@@ -249,16 +249,7 @@ mod tests {
         if !available() {
             return;
         }
-        let g = |c, h, w, o| ConvGeometry {
-            batch: 64,
-            in_channels: c,
-            height: h,
-            width: w,
-            out_channels: o,
-            kernel: [3, 3],
-            stride: [1, 1],
-            padding: [1, 1],
-        };
+        let g = |c, h, w, o| ConvGeometry::same_size_3x3(64, c, h, w, o);
         // WRN-28-2 at 32×32: rows on 32×32 and 16×16 maps, pixel tiles on 8×8.
         assert_eq!(kernel_for(&g(32, 32, 32, 32), 32), Some(Kernel::Rows));
         assert_eq!(kernel_for(&g(64, 16, 16, 64), 64), Some(Kernel::Rows));
