@@ -149,7 +149,7 @@ fn by_pixels(input: &[f32], packed: &[f32], from: usize, to: usize, g: &ConvGeom
     let p = g.height * g.width;
     let (image_in, image_out) = (from * p, to * p);
     let share = g.batch.div_ceil(rayon::current_num_threads().max(1)).max(1);
-    let group = PASS_PIXELS.div_ceil(p.max(1)).clamp(1, share);
+    let group = images_per_pass(g, share);
     let rows = (group * p).next_multiple_of(PIXEL_TILE_PIXELS);
     let mut out = vec![0.0f32; g.batch * image_out];
     out.par_chunks_mut((group * image_out).max(1)).zip(input.par_chunks((group * image_in).max(1))).for_each_init(
@@ -179,7 +179,8 @@ fn by_pixels(input: &[f32], packed: &[f32], from: usize, to: usize, g: &ConvGeom
     out
 }
 
-/// Images per pass of the weight-gradient kernel: enough for [`PASS_PIXELS`], at most a thread's share.
+/// Images per pass of the pixel-tile and weight-gradient kernels: enough for [`PASS_PIXELS`], at most a thread's
+/// share.
 fn images_per_pass(g: &ConvGeometry, per_share: usize) -> usize {
     PASS_PIXELS.div_ceil((g.height * g.width).max(1)).clamp(1, per_share.max(1))
 }
