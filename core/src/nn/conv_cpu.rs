@@ -583,6 +583,8 @@ mod tests {
             (g(3, 16, 4, 4, 32), [true, true, true]),
             (g(2, 32, 8, 8, 16), [true, true, true]),
             (g(2, 8, 8, 8, 16), [true, false, true]),
+            // Weight-gradient sums past the size whose rows go in blocks.
+            (g(1, 176, 3, 3, 176), [true, true, true]),
         ];
         for (i, (g, direct_paths)) in cases.iter().enumerate() {
             let x = values(g.batch * g.input_len(), 300 + i as u32);
