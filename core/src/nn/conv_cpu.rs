@@ -392,13 +392,25 @@ fn weight_grad_in_groups(x: &[f32], dy: &[f32], g: &ConvGeometry, group: usize) 
             dw
         })
         .collect();
-    let mut shares = partials.into_iter();
-    let mut dw = shares.next().unwrap_or_else(|| vec![0.0; g.weight_len()]);
-    for partial in shares {
-        dw.iter_mut().zip(&partial).for_each(|(a, b)| *a += b);
-    }
-    dw
+    sum_in_order(partials, g.weight_len())
 }
+
+/// `Σ partials`, added value by value in the order given (so that the result does not depend on the scheduling),
+/// spread over the threads in blocks; `len` zeros where there is none.
+pub(super) fn sum_in_order(partials: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
+    let mut partials = partials.into_iter();
+    let Some(mut sum) = partials.next() else { return vec![0.0; len] };
+    let rest: Vec<Vec<f32>> = partials.collect();
+    sum.par_chunks_mut(SUM_BLOCK).enumerate().for_each(|(i, block)| {
+        for partial in &rest {
+            block.iter_mut().zip(&partial[i * SUM_BLOCK..]).for_each(|(a, b)| *a += b);
+        }
+    });
+    sum
+}
+
+/// Values of a sum's block: 64 KiB.
+const SUM_BLOCK: usize = 1 << 14;
 
 fn assert_lengths(g: &ConvGeometry, x: usize, weight: usize, dy: Option<usize>) {
     assert!(g.is_valid(), "convolution geometry leaves no output: {g:?}");

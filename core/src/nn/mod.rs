@@ -29,6 +29,7 @@ pub mod params;
 pub mod resnet;
 pub mod seeded;
 pub mod store;
+mod write_only;
 pub mod wrn;
 
 pub use backbone::{Backbone, BackboneConfig, BackboneKind, BackboneOutput};

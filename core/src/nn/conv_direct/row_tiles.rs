@@ -5,6 +5,7 @@
 use super::ROW_TILE_CHANNELS as TILE_CHANNELS;
 use super::padded::{LANES, PixelVector};
 use std::arch::x86_64::*;
+use std::mem::MaybeUninit;
 
 /// Pixel vectors of one tile.
 const TILE_VECTORS: usize = 3;
@@ -15,6 +16,7 @@ const TILE_VECTORS: usize = 3;
 /// AVX-512F must be available; `padded` holds `from` planes of `plane` values with rows `pitch` apart and room for
 /// a vector load at every tap of every vector in `vectors` (`Padded::for_row_vectors`), `packed` holds the weights
 /// as `[from][9][to]`, `out` holds `to` planes of the vectors' pixels, and `to` is a multiple of [`TILE_CHANNELS`].
+/// Every value of `out` is written, none read.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn image(
@@ -25,19 +27,20 @@ pub(super) unsafe fn image(
     packed: &[f32],
     to: usize,
     vectors: &[PixelVector],
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
 ) {
     debug_assert!(padded.len() >= from * plane && packed.len() >= from * 9 * to);
     let pixels = out.len() / to;
+    let out = out.as_mut_ptr().cast::<f32>();
     let tile = Tile { padded: padded.as_ptr(), plane, pitch, from, packed: packed.as_ptr(), to, pixels };
     for group in vectors.chunks(TILE_VECTORS) {
         for first in (0..to).step_by(TILE_CHANNELS) {
             // SAFETY: as this function's contract.
             unsafe {
                 match group.len() {
-                    3 => tile.run::<3>(group, first, out.as_mut_ptr()),
-                    2 => tile.run::<2>(group, first, out.as_mut_ptr()),
-                    _ => tile.run::<1>(group, first, out.as_mut_ptr()),
+                    3 => tile.run::<3>(group, first, out),
+                    2 => tile.run::<2>(group, first, out),
+                    _ => tile.run::<1>(group, first, out),
                 }
             }
         }
