@@ -17,8 +17,12 @@
 //! An [`Activation`] can ride along: applied as the output is written, and differentiated in one pass that gates
 //! `dy` at the pre-activation recomputed from the input, before the batch norm's own backward. The networks put a
 //! (leaky) ReLU after every batch norm, and as burn operations it costs four passes forward and five backward.
+//! So can a residual added before the activation ([`forward_onto`], a post-activation ResNet block's
+//! `relu(bn(x) + shortcut)`): its gradient is the gated `dy`.
 
+use super::write_only::written_whole;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// The shape of a batch-norm input: `batch` images of `channels` planes of `plane` values each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,12 +105,13 @@ pub struct Normalised {
     pub shift: Vec<f32>,
 }
 
-/// The gradients with respect to the input, γ and β.
+/// The gradients with respect to the input, γ and β, and the residual where [`forward_onto`] added one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NormGrads {
     pub x: Vec<f32>,
     pub gamma: Vec<f32>,
     pub beta: Vec<f32>,
+    pub residual: Option<Vec<f32>>,
 }
 
 const LANES: usize = 8;
@@ -125,29 +130,44 @@ fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
     lanes.iter().map(|&l| l as f64).sum::<f64>() + tail
 }
 
-/// `out = act(values·scale_c + shift_c)` channel by channel, one image per task. Each activation gets its own
-/// loop, compiled without a per-value branch on the kind.
-fn affine(values: &[f32], (scale, shift): (&[f32], &[f32]), act: Activation, layout: NormLayout, out: &mut [f32]) {
+/// `out = act(values·scale_c + shift_c [+ residual])` channel by channel, one image per task. Each activation gets
+/// its own loop, compiled without a per-value branch on the kind.
+fn affine(
+    values: &[f32],
+    residual: Option<&[f32]>,
+    (scale, shift): (&[f32], &[f32]),
+    act: Activation,
+    layout: NormLayout,
+    out: &mut [MaybeUninit<f32>],
+) {
     let (a, b) = act.weights();
+    let map = (scale, shift);
     match act {
-        Activation::Identity => affine_with(values, (scale, shift), |v| v, layout, out),
-        Activation::Relu => affine_with(values, (scale, shift), relu, layout, out),
-        Activation::LeakyRelu(_) => affine_with(values, (scale, shift), move |v| relu(v) * a + v * b, layout, out),
+        Activation::Identity => affine_with(values, residual, map, |v| v, layout, out),
+        Activation::Relu => affine_with(values, residual, map, relu, layout, out),
+        Activation::LeakyRelu(_) => affine_with(values, residual, map, move |v| relu(v) * a + v * b, layout, out),
     }
 }
 
 fn affine_with(
     values: &[f32],
+    residual: Option<&[f32]>,
     (scale, shift): (&[f32], &[f32]),
     act: impl Fn(f32) -> f32 + Sync + Copy,
     layout: NormLayout,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
 ) {
     let image = layout.image_len();
-    out.par_chunks_mut(image).zip(values.par_chunks(image)).for_each(|(out, values)| {
+    out.par_chunks_mut(image).zip(values.par_chunks(image)).enumerate().for_each(|(i, (out, values))| {
         for (c, (out, values)) in out.chunks_mut(layout.plane).zip(values.chunks(layout.plane)).enumerate() {
             let (s, t) = (scale[c], shift[c]);
-            out.iter_mut().zip(values).for_each(|(o, &v)| *o = act(v * s + t));
+            match residual {
+                None => out.iter_mut().zip(values).for_each(|(o, &v)| _ = o.write(act(v * s + t))),
+                Some(r) => {
+                    let r = &r[i * image + c * layout.plane..i * image + (c + 1) * layout.plane];
+                    out.iter_mut().zip(values).zip(r).for_each(|((o, &v), &r)| _ = o.write(act(v * s + t + r)))
+                }
+            }
         }
     });
 }
@@ -161,7 +181,22 @@ pub fn forward(
     layout: NormLayout,
     act: Activation,
 ) -> Normalised {
+    forward_onto(x, None, gamma, beta, epsilon, layout, act)
+}
+
+/// Batch norm of `x` with its own statistics, plus `residual` (of `x`'s layout) where given, followed by `act`:
+/// the sum rounds as burn's `bn(x) + residual` does.
+pub fn forward_onto(
+    x: &[f32],
+    residual: Option<&[f32]>,
+    gamma: &[f32],
+    beta: &[f32],
+    epsilon: f64,
+    layout: NormLayout,
+    act: Activation,
+) -> Normalised {
     assert_eq!(x.len(), layout.len(), "batch norm input length");
+    assert!(residual.is_none_or(|r| r.len() == x.len()), "batch norm residual length");
     assert!(gamma.len() == layout.channels && beta.len() == layout.channels, "batch norm γ and β lengths");
     let n = layout.values_per_channel() as f64;
     let stats: Vec<(f64, f64)> = (0..layout.channels)
@@ -180,8 +215,8 @@ pub fn forward(
         scale.push(s as f32);
         shift.push((beta[c] as f64 - mean * s) as f32);
     }
-    let mut output = vec![0.0f32; x.len()];
-    affine(x, (&scale, &shift), act, layout, &mut output);
+    // SAFETY: `affine` writes every value, image by image and plane by plane.
+    let output = unsafe { written_whole(x.len(), |out| affine(x, residual, (&scale, &shift), act, layout, out)) };
     Normalised {
         output,
         mean: stats.iter().map(|&(m, _)| m as f32).collect(),
@@ -191,12 +226,14 @@ pub fn forward(
     }
 }
 
-/// How the forward pass activated its output: `act` applied to `x·scale_c + shift_c`.
+/// How the forward pass activated its output: `act` applied to `x·scale_c + shift_c`, plus `residual` where
+/// [`forward_onto`] added one.
 #[derive(Debug, Clone, Copy)]
 pub struct Activated<'a> {
     pub act: Activation,
     pub scale: &'a [f32],
     pub shift: &'a [f32],
+    pub residual: Option<&'a [f32]>,
 }
 
 /// The gradients of [`forward`] given the gradient `dy` of its activated output, from the input and the statistics
@@ -213,39 +250,59 @@ pub fn backward(
     activated: Activated<'_>,
 ) -> NormGrads {
     assert!(x.len() == layout.len() && dy.len() == layout.len(), "batch norm input and gradient lengths");
-    let Activated { act, scale, shift } = activated;
+    let Activated { act, scale, shift, residual } = activated;
     assert!(scale.len() == layout.channels && shift.len() == layout.channels, "activation's affine map");
+    assert!(residual.is_none_or(|r| r.len() == x.len()), "batch norm residual length");
     let (a, b) = act.weights();
+    let map = (scale, shift);
     // The derivative times `g` at pre-activation `p`; for the leaky ReLU the relu branch's gradient plus the
     // identity branch's, as burn's autodiff sums them.
     let gated = match act {
-        Activation::Identity => return normalisation_backward(x, dy, gamma, statistics, epsilon, layout),
-        Activation::Relu => gate(x, dy, (scale, shift), |p, g| relu_gate(relu(p), g), layout),
-        Activation::LeakyRelu(_) => gate(x, dy, (scale, shift), move |p, g| relu_gate(relu(p), g * a) + g * b, layout),
+        Activation::Identity if residual.is_none() => {
+            return normalisation_backward(x, dy, gamma, statistics, epsilon, layout);
+        }
+        Activation::Identity => dy.to_vec(),
+        Activation::Relu => gate(x, residual, dy, map, |p, g| relu_gate(relu(p), g), layout),
+        Activation::LeakyRelu(_) => gate(x, residual, dy, map, move |p, g| relu_gate(relu(p), g * a) + g * b, layout),
     };
-    normalisation_backward(x, &gated, gamma, statistics, epsilon, layout)
+    let grads = normalisation_backward(x, &gated, gamma, statistics, epsilon, layout);
+    NormGrads { residual: residual.map(|_| gated), ..grads }
 }
 
-/// `derivative(x·scale_c + shift_c, dy)` value by value, one image per task.
+/// `derivative(x·scale_c + shift_c [+ residual], dy)` value by value, one image per task.
 fn gate(
     x: &[f32],
+    residual: Option<&[f32]>,
     dy: &[f32],
     (scale, shift): (&[f32], &[f32]),
     derivative: impl Fn(f32, f32) -> f32 + Sync + Copy,
     layout: NormLayout,
 ) -> Vec<f32> {
     let image = layout.image_len();
-    let mut dz = vec![0.0f32; x.len()];
-    dz.par_chunks_mut(image).zip(x.par_chunks(image).zip(dy.par_chunks(image))).for_each(|(dz, (x, dy))| {
-        let planes = dz.chunks_mut(layout.plane).zip(x.chunks(layout.plane).zip(dy.chunks(layout.plane)));
-        for (c, (dz, (x, dy))) in planes.enumerate() {
-            let (s, t) = (scale[c], shift[c]);
-            for ((d, &v), &g) in dz.iter_mut().zip(x).zip(dy) {
-                *d = derivative(v * s + t, g);
+    let write = |dz: &mut [MaybeUninit<f32>]| {
+        let images = dz.par_chunks_mut(image).zip(x.par_chunks(image).zip(dy.par_chunks(image)));
+        images.enumerate().for_each(|(i, (dz, (x, dy)))| {
+            let planes = dz.chunks_mut(layout.plane).zip(x.chunks(layout.plane).zip(dy.chunks(layout.plane)));
+            for (c, (dz, (x, dy))) in planes.enumerate() {
+                let (s, t) = (scale[c], shift[c]);
+                match residual {
+                    None => {
+                        for ((d, &v), &g) in dz.iter_mut().zip(x).zip(dy) {
+                            d.write(derivative(v * s + t, g));
+                        }
+                    }
+                    Some(r) => {
+                        let r = &r[i * image + c * layout.plane..i * image + (c + 1) * layout.plane];
+                        for (((d, &v), &g), &r) in dz.iter_mut().zip(x).zip(dy).zip(r) {
+                            d.write(derivative(v * s + t + r, g));
+                        }
+                    }
+                }
             }
-        }
-    });
-    dz
+        })
+    };
+    // SAFETY: every value is written, image by image and plane by plane.
+    unsafe { written_whole(x.len(), write) }
 }
 
 /// The batch norm's own backward pass, given the gradient of its (not activated) output.
@@ -282,18 +339,21 @@ fn normalisation_backward(
         along_x.push(u as f32);
         shift.push((-s * d_beta / n - u * mean[c] as f64) as f32);
     }
-    let mut dx = vec![0.0f32; x.len()];
     let image = layout.image_len();
-    dx.par_chunks_mut(image).zip(x.par_chunks(image).zip(dy.par_chunks(image))).for_each(|(dx, (x, dy))| {
-        let planes = dx.chunks_mut(layout.plane).zip(x.chunks(layout.plane).zip(dy.chunks(layout.plane)));
-        for (c, (dx, (x, dy))) in planes.enumerate() {
-            let (s, u, v) = (scale[c], along_x[c], shift[c]);
-            for ((d, &xv), &g) in dx.iter_mut().zip(x).zip(dy) {
-                *d = s * g + u * xv + v;
+    let write = |dx: &mut [MaybeUninit<f32>]| {
+        dx.par_chunks_mut(image).zip(x.par_chunks(image).zip(dy.par_chunks(image))).for_each(|(dx, (x, dy))| {
+            let planes = dx.chunks_mut(layout.plane).zip(x.chunks(layout.plane).zip(dy.chunks(layout.plane)));
+            for (c, (dx, (x, dy))) in planes.enumerate() {
+                let (s, u, v) = (scale[c], along_x[c], shift[c]);
+                for ((d, &xv), &g) in dx.iter_mut().zip(x).zip(dy) {
+                    d.write(s * g + u * xv + v);
+                }
             }
-        }
-    });
-    NormGrads { x: dx, gamma: grad_gamma, beta: grad_beta }
+        })
+    };
+    // SAFETY: every value is written, image by image and plane by plane.
+    let dx = unsafe { written_whole(x.len(), write) };
+    NormGrads { x: dx, gamma: grad_gamma, beta: grad_beta, residual: None }
 }
 
 #[cfg(test)]
@@ -333,7 +393,7 @@ mod tests {
         // A loss Σ w·y with w = 1 on channel 0's first value, 0 elsewhere.
         let mut dy = vec![0.0f32; x.len()];
         dy[0] = 1.0;
-        let plain = Activated { act: Activation::Identity, scale: &out.scale, shift: &out.shift };
+        let plain = Activated { act: Activation::Identity, scale: &out.scale, shift: &out.shift, residual: None };
         let g = backward(&x, &dy, &gamma, (&out.mean, &out.variance), 1e-5, layout, plain);
         let inv_std = 1.0 / (17.0f64 / 3.0 + 1e-5).sqrt();
         let xhat = |v: f64| (v - 3.0) * inv_std;
@@ -371,7 +431,7 @@ mod tests {
         let statistics = (&plain.mean[..], &plain.variance[..]);
         let gamma = [2.0, 1.0];
         for (act, slope) in [(Activation::Relu, 0.0f32), (Activation::LeakyRelu(0.25), 0.25)] {
-            let activated = Activated { act, scale: &plain.scale, shift: &plain.shift };
+            let activated = Activated { act, scale: &plain.scale, shift: &plain.shift, residual: None };
             let got = backward(&x, &dy, &gamma, statistics, 1e-5, layout, activated);
             let gated: Vec<f32> = dy.iter().zip(&pre).map(|(&g, &p)| if p > 0.0 { g } else { slope * g }).collect();
             let identity = Activated { act: Activation::Identity, ..activated };

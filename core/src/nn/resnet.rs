@@ -17,7 +17,6 @@ use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
 use super::batch_norm::{self as norm, Activation};
@@ -208,8 +207,7 @@ pub struct BasicBlock {
 impl BasicBlock {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let out = norm::forward_activated(&self.bn1, conv::forward(&self.conv1, x.clone()), Activation::Relu);
-        let out = norm::forward(&self.bn2, conv::forward(&self.conv2, out));
-        relu(out + shortcut(&self.shortcut, x))
+        norm::forward_onto(&self.bn2, conv::forward(&self.conv2, out), shortcut(&self.shortcut, x), Activation::Relu)
     }
 }
 
@@ -229,8 +227,7 @@ impl Bottleneck {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let out = norm::forward_activated(&self.bn1, conv::forward(&self.conv1, x.clone()), Activation::Relu);
         let out = norm::forward_activated(&self.bn2, conv::forward(&self.conv2, out), Activation::Relu);
-        let out = norm::forward(&self.bn3, conv::forward(&self.conv3, out));
-        relu(out + shortcut(&self.shortcut, x))
+        norm::forward_onto(&self.bn3, conv::forward(&self.conv3, out), shortcut(&self.shortcut, x), Activation::Relu)
     }
 }
 
