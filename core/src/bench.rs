@@ -4,8 +4,7 @@
 use std::time::Instant;
 
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{GradientsParams, SgdConfig};
+use burn::optim::GradientsParams;
 use burn::tensor::{Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -14,6 +13,7 @@ use serde::Serialize;
 use crate::Result;
 use crate::device::CheckedDevice;
 use crate::nn::{BackboneConfig, BackboneKind};
+use crate::train::{Optimiser, SgdSettings};
 
 /// What `relab bench train` prints, as one JSON line.
 #[derive(Debug, Clone, Serialize)]
@@ -39,9 +39,8 @@ pub fn train_throughput(
 ) -> Result<TrainThroughput> {
     let ad = device.device.clone().autodiff();
     let mut model = crate::nn::seeded(&ad, 0, || BackboneConfig::new(kind, 3, 10).init(&ad));
-    let mut optim = SgdConfig::new()
-        .with_momentum(Some(MomentumConfig::new().with_momentum(0.9).with_dampening(0.0).with_nesterov(true)))
-        .init();
+    // The reference's `torch.optim.SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)`.
+    let mut optim = Optimiser::sgd(&SgdSettings { momentum: 0.9, nesterov: true, weight_decay: 5e-4, dampening: 0.0 });
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let pixels: Vec<f32> = (0..batch * 3 * 32 * 32).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect();

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod mixup;
 pub mod optim;
 pub mod schedule;
+pub mod sgd;
 pub mod swa;
 mod walk;
 

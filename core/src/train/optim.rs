@@ -3,7 +3,8 @@
 //! * **SGD** (iMix, phase 2b, PL): momentum, optional Nesterov, *coupled* L2 weight decay on every parameter, as
 //!   PyTorch's `torch.optim.SGD`: `g ← g + wd·w; b ← m·b + (1−damp)·g` (`b ← g` on the first step);
 //!   `g ← g + m·b` (Nesterov) or `g ← b`; `w ← w − lr·g`. burn's `Sgd` does exactly this once its momentum
-//!   dampening is set: burn defaults it to 0.1, PyTorch to 0. [`SgdSettings`] always sets it (default 0).
+//!   dampening is set: burn defaults it to 0.1, PyTorch to 0. [`SgdSettings`] always sets it (default 0). The
+//!   update runs as [`FusedSgd`]: burn's `Sgd` arithmetic bit for bit, in one threaded pass per parameter.
 //! * **Adam** (ReMixMatch, method §6.2): Adam, then *decoupled* weight decay of the conv/linear kernels only
 //!   (not biases, not batch-norm parameters): after the Adam step, `w ← w·(1 − wd·lr)`. burn's `AdamW` decays every
 //!   parameter and before the update (`w·(1−lr·wd) − lr·u`), so the decay is applied here instead.
@@ -16,13 +17,12 @@
 use std::path::Path;
 
 use burn::module::Module;
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, AdaptiveMomentumState, GradientsParams, ModuleOptimizer, OptimizerRecord, SgdConfig};
+use burn::optim::{AdamConfig, AdaptiveMomentumState, GradientsParams, ModuleOptimizer, OptimizerRecord};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::schedule::LrSchedule;
+use super::sgd::{FusedSgd, MomentumRule};
 use super::walk::{self, LeafKind};
 use crate::{Error, Result};
 
@@ -35,6 +35,15 @@ pub struct SgdSettings {
     /// Coupled L2 penalty, added to every parameter's gradient.
     pub weight_decay: f64,
     pub dampening: f64,
+}
+
+impl From<&SgdSettings> for FusedSgd {
+    fn from(s: &SgdSettings) -> Self {
+        FusedSgd {
+            weight_decay: (s.weight_decay > 0.0).then_some(s.weight_decay as f32),
+            momentum: (s.momentum > 0.0).then(|| MomentumRule::new(s.momentum, s.dampening, s.nesterov)),
+        }
+    }
 }
 
 impl Default for SgdSettings {
@@ -148,15 +157,9 @@ impl Optimiser {
         }
     }
 
-    /// burn's `Sgd` configured as PyTorch's.
+    /// PyTorch's SGD: burn's `Sgd` arithmetic, fused into one pass per parameter ([`FusedSgd`]).
     pub fn sgd(s: &SgdSettings) -> Self {
-        let momentum = (s.momentum > 0.0).then_some(MomentumConfig {
-            momentum: s.momentum,
-            dampening: s.dampening,
-            nesterov: s.nesterov,
-        });
-        let weight_decay = (s.weight_decay > 0.0).then_some(WeightDecayConfig { penalty: s.weight_decay as f32 });
-        let inner = SgdConfig::new().with_momentum(momentum).with_weight_decay(weight_decay).init();
+        let inner = ModuleOptimizer::from(FusedSgd::from(s));
         Optimiser { inner, kernel_decay: None }
     }
 
