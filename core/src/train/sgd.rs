@@ -244,7 +244,10 @@ mod tests {
         (net, optim)
     }
 
-    fn burns(momentum: Option<(f64, f64, bool)>, weight_decay: Option<f32>) -> ModuleOptimizer {
+    /// (momentum, dampening, Nesterov) where momentum is on.
+    type Momentum = Option<(f64, f64, bool)>;
+
+    fn burns(momentum: Momentum, weight_decay: Option<f32>) -> ModuleOptimizer {
         SgdConfig::new()
             .with_momentum(
                 momentum.map(|(m, d, n)| MomentumConfig::new().with_momentum(m).with_dampening(d).with_nesterov(n)),
@@ -253,11 +256,11 @@ mod tests {
             .init()
     }
 
-    fn fused(momentum: Option<(f64, f64, bool)>, weight_decay: Option<f32>) -> ModuleOptimizer {
+    fn fused(momentum: Momentum, weight_decay: Option<f32>) -> ModuleOptimizer {
         ModuleOptimizer::from(FusedSgd { weight_decay, momentum: momentum.map(|(m, d, n)| MomentumRule::new(m, d, n)) })
     }
 
-    const RULES: [(Option<(f64, f64, bool)>, Option<f32>); 4] = [
+    const RULES: [(Momentum, Option<f32>); 4] = [
         (Some((0.9, 0.0, true)), Some(5e-4)),
         (Some((0.9, 0.1, false)), Some(1e-4)),
         (Some((0.8, 0.0, false)), None),
