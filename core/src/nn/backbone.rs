@@ -1,6 +1,7 @@
 //! The backbones a stage can ask for by name, behind one module type: `wrn28_2` (§5.3), `resnet18` and `resnet50`
-//! (CIFAR-style, §2.3) and `resnet50_imagenet` (torchvision's ImageNet ResNet-50, §2.5), plus `wrn10_2`, the same
-//! WRN with one block per unit instead of four (about 4× cheaper), for quick CPU configurations.
+//! (CIFAR-style, §2.3) and `resnet50_imagenet` (torchvision's ImageNet ResNet-50, §2.5), plus `wrn10_2` and
+//! `wrn16_2`, the same WRN with one or two blocks per unit instead of four (about 4× and 2× cheaper), for quick CPU
+//! configurations.
 //!
 //! Every backbone ends in a global average pool, so it takes any input size the strides allow (28×28 and up; the
 //! ImageNet stem reduces 28×28 to 1×1 at stage 4) with 1 or 3 channels, and returns the pooled feature together with
@@ -15,11 +16,14 @@ use serde::{Deserialize, Serialize};
 use super::resnet::{ResNet, ResNetConfig};
 use super::wrn::{Wrn, WrnConfig};
 
-/// Which network a [`Backbone`] is. Serialised as `wrn28_2`, `resnet18`, `resnet50`, `resnet50_imagenet`.
+/// Which network a [`Backbone`] is. Serialised as `wrn28_2`, `wrn16_2`, `wrn10_2`, `resnet18`, `resnet50`,
+/// `resnet50_imagenet`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum BackboneKind {
     #[serde(rename = "wrn28_2")]
     Wrn28_2,
+    #[serde(rename = "wrn16_2")]
+    Wrn16_2,
     #[serde(rename = "wrn10_2")]
     Wrn10_2,
     #[serde(rename = "resnet18")]
@@ -31,8 +35,9 @@ pub enum BackboneKind {
 }
 
 impl BackboneKind {
-    pub const ALL: [BackboneKind; 5] = [
+    pub const ALL: [BackboneKind; 6] = [
         BackboneKind::Wrn28_2,
+        BackboneKind::Wrn16_2,
         BackboneKind::Wrn10_2,
         BackboneKind::ResNet18,
         BackboneKind::ResNet50,
@@ -43,6 +48,7 @@ impl BackboneKind {
     pub fn name(self) -> &'static str {
         match self {
             BackboneKind::Wrn28_2 => "wrn28_2",
+            BackboneKind::Wrn16_2 => "wrn16_2",
             BackboneKind::Wrn10_2 => "wrn10_2",
             BackboneKind::ResNet18 => "resnet18",
             BackboneKind::ResNet50 => "resnet50",
@@ -53,7 +59,7 @@ impl BackboneKind {
     /// Width of the pooled feature: 128 for the WRNs, 512 for ResNet-18, 2048 for the ResNet-50s.
     pub fn feature_dim(self) -> usize {
         match self {
-            BackboneKind::Wrn28_2 | BackboneKind::Wrn10_2 => 128,
+            BackboneKind::Wrn28_2 | BackboneKind::Wrn16_2 | BackboneKind::Wrn10_2 => 128,
             BackboneKind::ResNet18 => 512,
             BackboneKind::ResNet50 | BackboneKind::ResNet50ImageNet => 2048,
         }
@@ -111,6 +117,9 @@ impl BackboneConfig {
         let (c, n) = (self.in_channels, self.num_classes);
         let backbone = match self.kind {
             BackboneKind::Wrn28_2 => Backbone::Wrn28_2(WrnConfig::new(n).with_in_channels(c).init(device)),
+            BackboneKind::Wrn16_2 => {
+                Backbone::Wrn16_2(WrnConfig::new(n).with_depth(16).with_in_channels(c).init(device))
+            }
             BackboneKind::Wrn10_2 => {
                 Backbone::Wrn10_2(WrnConfig::new(n).with_depth(10).with_in_channels(c).init(device))
             }
@@ -142,12 +151,15 @@ pub enum Backbone {
     ResNet18(ResNet),
     ResNet50(ResNet),
     ResNet50ImageNet(ResNet),
+    // Last, so the records of the variants before it keep their places.
+    Wrn16_2(Wrn),
 }
 
 impl Backbone {
     pub fn kind(&self) -> BackboneKind {
         match self {
             Backbone::Wrn28_2(_) => BackboneKind::Wrn28_2,
+            Backbone::Wrn16_2(_) => BackboneKind::Wrn16_2,
             Backbone::Wrn10_2(_) => BackboneKind::Wrn10_2,
             Backbone::ResNet18(_) => BackboneKind::ResNet18,
             Backbone::ResNet50(_) => BackboneKind::ResNet50,
@@ -165,7 +177,7 @@ impl Backbone {
     /// `[B, C, H, W]` images → `[B, feature_dim]` pooled features, without the linear head.
     pub fn forward_features(&self, x: Tensor<4>) -> Tensor<2> {
         match self {
-            Backbone::Wrn28_2(n) | Backbone::Wrn10_2(n) => n.forward_features(x),
+            Backbone::Wrn28_2(n) | Backbone::Wrn16_2(n) | Backbone::Wrn10_2(n) => n.forward_features(x),
             Backbone::ResNet18(n) | Backbone::ResNet50(n) | Backbone::ResNet50ImageNet(n) => n.forward_features(x),
         }
     }
@@ -173,7 +185,7 @@ impl Backbone {
     /// `[B, feature_dim]` features → `[B, num_classes]` logits of the linear head.
     pub fn classify(&self, features: Tensor<2>) -> Tensor<2> {
         match self {
-            Backbone::Wrn28_2(n) | Backbone::Wrn10_2(n) => n.classify(features),
+            Backbone::Wrn28_2(n) | Backbone::Wrn16_2(n) | Backbone::Wrn10_2(n) => n.classify(features),
             Backbone::ResNet18(n) | Backbone::ResNet50(n) | Backbone::ResNet50ImageNet(n) => n.classify(features),
         }
     }
@@ -181,7 +193,7 @@ impl Backbone {
     /// Width of the pooled feature.
     pub fn feature_dim(&self) -> usize {
         match self {
-            Backbone::Wrn28_2(n) | Backbone::Wrn10_2(n) => n.feature_dim(),
+            Backbone::Wrn28_2(n) | Backbone::Wrn16_2(n) | Backbone::Wrn10_2(n) => n.feature_dim(),
             Backbone::ResNet18(n) | Backbone::ResNet50(n) | Backbone::ResNet50ImageNet(n) => n.feature_dim(),
         }
     }
@@ -189,7 +201,7 @@ impl Backbone {
     /// Number of classes of the linear head.
     pub fn num_classes(&self) -> usize {
         match self {
-            Backbone::Wrn28_2(n) | Backbone::Wrn10_2(n) => n.num_classes(),
+            Backbone::Wrn28_2(n) | Backbone::Wrn16_2(n) | Backbone::Wrn10_2(n) => n.num_classes(),
             Backbone::ResNet18(n) | Backbone::ResNet50(n) | Backbone::ResNet50ImageNet(n) => n.num_classes(),
         }
     }
@@ -216,7 +228,7 @@ mod tests {
         }
         assert_eq!(serde_json::to_string(&BackboneKind::ResNet50ImageNet).unwrap(), "\"resnet50_imagenet\"");
         let err = "resnet".parse::<BackboneKind>().unwrap_err();
-        assert!(err.contains("wrn28_2, wrn10_2, resnet18, resnet50, resnet50_imagenet"), "{err}");
+        assert!(err.contains("wrn28_2, wrn16_2, wrn10_2, resnet18, resnet50, resnet50_imagenet"), "{err}");
 
         let config = BackboneConfig::new(BackboneKind::Wrn28_2, 1, 10);
         let json = serde_json::to_value(&config).unwrap();
@@ -267,12 +279,20 @@ mod tests {
         + 128 * 10
         + 10;
 
+    /// WRN-16-2 adds to each unit one block of width C → C: two 3×3 convs and the two BNs before them.
+    const WRN16_2_PARAMS: usize = WRN10_2_PARAMS + extra_block(32) + extra_block(64) + extra_block(128);
+
+    const fn extra_block(c: usize) -> usize {
+        2 * c * c * 9 + 2 * 2 * c
+    }
+
     #[test]
     fn backbone_parameter_counts() {
         // The exact PyTorch figures, derived in wrn.rs and resnet.rs (10 classes, 3 channels).
         let device = Device::flex();
         let expected = [
             (BackboneKind::Wrn28_2, 1_467_610),
+            (BackboneKind::Wrn16_2, WRN16_2_PARAMS),
             (BackboneKind::Wrn10_2, WRN10_2_PARAMS),
             (BackboneKind::ResNet18, 11_173_962),
             (BackboneKind::ResNet50, 23_520_842),

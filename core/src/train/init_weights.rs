@@ -122,6 +122,10 @@ fn adopt(
             s.output = m.output;
             Backbone::Wrn28_2(s)
         }
+        (Backbone::Wrn16_2(mut s), Backbone::Wrn16_2(m)) => {
+            s.output = m.output;
+            Backbone::Wrn16_2(s)
+        }
         (Backbone::Wrn10_2(mut s), Backbone::Wrn10_2(m)) => {
             s.output = m.output;
             Backbone::Wrn10_2(s)

@@ -100,7 +100,7 @@ impl Default for ImixParams {
 impl PluginParams for ImixParams {
     fn help() -> &'static [(&'static str, &'static str)] {
         &[
-            ("backbone", "resnet50 (ReLaB's features), resnet18, wrn28_2 or wrn10_2 (quick CPU runs)"),
+            ("backbone", "resnet50 (ReLaB's features), resnet18, wrn28_2, wrn16_2 or wrn10_2 (quick CPU runs)"),
             ("epochs", "training epochs (the original: 4000)"),
             ("images_per_epoch", "images per epoch, a fresh random draw each epoch; null = the whole training set"),
             ("batch_size", "images per step; each gives two views, and the other images' views are the negatives"),

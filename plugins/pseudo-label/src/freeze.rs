@@ -11,6 +11,7 @@ use relab_core::nn::{Backbone, ResNet, Wrn};
 pub fn freeze_leading_blocks(model: Backbone) -> Backbone {
     match model {
         Backbone::Wrn28_2(n) => Backbone::Wrn28_2(freeze_wrn(n)),
+        Backbone::Wrn16_2(n) => Backbone::Wrn16_2(freeze_wrn(n)),
         Backbone::Wrn10_2(n) => Backbone::Wrn10_2(freeze_wrn(n)),
         Backbone::ResNet18(n) => Backbone::ResNet18(freeze_resnet(n)),
         Backbone::ResNet50(n) => Backbone::ResNet50(freeze_resnet(n)),

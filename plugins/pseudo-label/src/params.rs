@@ -157,7 +157,7 @@ impl Default for PseudoLabelParams {
 impl PluginParams for PseudoLabelParams {
     fn help() -> &'static [(&'static str, &'static str)] {
         &[
-            ("backbone", "wrn28_2, wrn10_2 (quick runs), resnet18, resnet50 or resnet50_imagenet"),
+            ("backbone", "wrn28_2, wrn16_2 or wrn10_2 (quick runs), resnet18, resnet50 or resnet50_imagenet"),
             (
                 "init",
                 "starting weights: none, pretrain (the pretrain stage's encoder, same backbone) or a folder with \

@@ -49,8 +49,8 @@ impl PluginParams for SmallLossParams {
         &[
             (
                 "backbone",
-                "network trained from scratch on the propagated labels: wrn28_2 (the method), wrn10_2 (quick runs), \
-                 resnet18, resnet50",
+                "network trained from scratch on the propagated labels: wrn28_2 (the method), wrn16_2 or wrn10_2 (quick \
+                 runs), resnet18, resnet50",
             ),
             ("epochs", "training epochs"),
             ("track_epochs", "the last this many epochs measure every sample's loss (un-augmented, eval mode)"),

@@ -46,7 +46,7 @@ impl Default for SupervisedParams {
 impl PluginParams for SupervisedParams {
     fn help() -> &'static [(&'static str, &'static str)] {
         &[
-            ("backbone", "wrn28_2, wrn10_2, resnet18, resnet50 or resnet50_imagenet"),
+            ("backbone", "wrn28_2, wrn16_2, wrn10_2, resnet18, resnet50 or resnet50_imagenet"),
             ("init", "starting weights: none, pretrain (the pretrain stage's encoder) or a saved backbone's folder"),
             ("epochs", "training epochs"),
             ("batch_size", "labelled images per optimiser step"),

@@ -37,7 +37,7 @@ impl Default for RotationParams {
 impl PluginParams for RotationParams {
     fn help() -> &'static [(&'static str, &'static str)] {
         &[
-            ("backbone", "wrn10_2, wrn28_2, resnet18 or resnet50; its pooled feature is the encoder's output"),
+            ("backbone", "wrn10_2, wrn16_2, wrn28_2, resnet18 or resnet50; its pooled feature is the encoder's output"),
             ("epochs", "training epochs"),
             ("images_per_epoch", "images per epoch, a fresh random draw each epoch; null = the whole training set"),
             ("batch_size", "images per step, each shown in its four rotations (4 × batch_size rows)"),
