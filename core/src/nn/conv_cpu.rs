@@ -11,7 +11,7 @@
 //! `P` is the output's pixel count and `CKK` the input channels times the kernel's area. A 1×1 convolution with
 //! stride 1 and no padding needs no im2col: `cols(x_b)` is `x_b` itself.
 //!
-//! 3×3 convolutions with stride 1 and padding 1 take [`conv_direct`]'s kernels instead where the CPU has AVX-512.
+//! 3×3 convolutions with stride 1 and padding 1 take [`conv_direct`]'s kernels instead where the CPU has AVX-512 or AVX2.
 
 use super::conv_direct;
 use gemm::{Parallelism, gemm};
@@ -580,38 +580,50 @@ mod tests {
         }
     }
 
-    /// 3×3 convolutions with stride 1 and padding 1 whose channels and widths the AVX-512 kernels take: full rows of
-    /// vectors, a row ending in a partial vector, an odd input channel count, output channels in blocks of 32 and
-    /// 16, and maps too narrow for row vectors (pixel tiles, whose last tile is partly padding).
+    /// 3×3 convolutions with stride 1 and padding 1 whose channels and widths the direct kernels take, on every
+    /// instruction set this CPU has: full rows of vectors, a row ending in a partial vector, an odd input channel
+    /// count, output channels in blocks of two vectors and one, and maps too narrow for row vectors (pixel tiles,
+    /// whose last tile is partly padding).
     #[test]
     fn direct_kernels_match_the_definition() {
         let g = ConvGeometry::same_size_3x3;
-        // (geometry, whether forward, input gradient and weight gradient take the direct kernels)
+        // (geometry, whether forward, input gradient and weight gradient take the direct kernels on AVX-512, and on
+        // AVX2 where that differs: an 8×8 map fills 8-lane rows, and AVX2 has no pixel tiles)
         let cases = [
-            (g(3, 8, 5, 32, 16), [true, true, true]),
-            (g(2, 16, 4, 28, 8), [true, true, false]),
-            (g(2, 3, 6, 16, 48), [true, false, true]),
-            (g(5, 8, 3, 17, 32), [true, false, true]),
-            (g(3, 16, 4, 4, 32), [true, true, true]),
-            (g(2, 32, 8, 8, 16), [true, true, true]),
-            (g(2, 8, 8, 8, 16), [true, false, true]),
+            (g(3, 8, 5, 32, 16), [true, true, true], Some([true, true, false])),
+            (g(2, 16, 4, 28, 8), [true, true, false], None),
+            (g(2, 3, 6, 16, 48), [true, false, true], Some([true, false, false])),
+            (g(5, 8, 3, 17, 32), [true, false, true], Some([false, false, false])),
+            (g(3, 16, 4, 4, 32), [true, true, true], Some([false, false, false])),
+            (g(2, 32, 8, 8, 16), [true, true, true], Some([true, true, false])),
+            (g(2, 8, 8, 8, 16), [true, false, true], Some([true, true, false])),
             // Weight-gradient sums past the size whose rows go in blocks.
-            (g(1, 176, 3, 3, 176), [true, true, true]),
+            (g(1, 176, 3, 3, 176), [true, true, true], Some([false, false, false])),
+            // 20-wide rows fill 5/6 of 8-lane vectors (AVX2's rows), 5/8 of 16-lane ones.
+            (g(2, 16, 20, 20, 16), [true, true, true], Some([true, true, false])),
+            // AVX2's weight gradient: 32×32 maps and larger, with a row ending in a partial vector.
+            (g(1, 8, 32, 33, 16), [true, true, true], None),
         ];
-        for (i, (g, direct_paths)) in cases.iter().enumerate() {
+        for (i, (g, wide_paths, narrow_paths)) in cases.iter().enumerate() {
             let x = values(g.batch * g.input_len(), 300 + i as u32);
             let w = values(g.weight_len(), 400 + i as u32);
             let dy = values(g.batch * g.output_len(), 500 + i as u32);
-            if conv_direct::available() {
-                let taken = [
-                    conv_direct::forward(&x, &w, g).is_some(),
-                    conv_direct::input_grad(&w, &dy, g).is_some(),
-                    conv_direct::weight_grad(&x, &dy, g).is_some(),
-                ];
-                assert_eq!(&taken, direct_paths, "direct kernels taken for {g:?}");
+            let (want_y, (want_dx, want_dw)) = (direct(&x, &w, g), direct_grads(&x, &w, &dy, g));
+            for isa in conv_direct::Isa::available() {
+                let paths = if isa.lanes() == 16 { wide_paths } else { narrow_paths.as_ref().unwrap_or(wide_paths) };
+                let y = conv_direct::forward_on(isa, &x, &w, g);
+                let dx = conv_direct::input_grad_on(isa, &w, &dy, g);
+                let dw = conv_direct::weight_grad_on(isa, &x, &dy, g);
+                assert_eq!(&[y.is_some(), dx.is_some(), dw.is_some()], paths, "{isa:?} kernels taken for {g:?}");
+                let what = |name| format!("{name} on {isa:?}");
+                for (got, want, name) in [(y, &want_y, "y"), (dx, &want_dx, "dx"), (dw, &want_dw, "dw")] {
+                    if let Some(got) = got {
+                        assert_close(&got, want, &what(name), g);
+                    }
+                }
             }
-            let (want_dx, want_dw) = direct_grads(&x, &w, &dy, g);
-            assert_close(&forward(&x, &w, g), &direct(&x, &w, g), "y", g);
+            // And whatever path the dispatch takes.
+            assert_close(&forward(&x, &w, g), &want_y, "y", g);
             assert_close(&input_grad(&w, &dy, g), &want_dx, "dx", g);
             assert_close(&weight_grad(&x, &dy, g), &want_dw, "dw", g);
         }

@@ -1,4 +1,4 @@
-//! 3×3 convolutions with stride 1 and padding 1 as direct AVX-512 kernels, without im2col: every WRN and ResNet
+//! 3×3 convolutions with stride 1 and padding 1 as direct AVX-512 or AVX2 kernels ([`simd`]), without im2col: every WRN and ResNet
 //! convolution that neither downsamples nor is a 1×1 shortcut.
 //!
 //! Their im2col matrices are nine times the image, written and then packed again by `gemm` before the product
@@ -25,38 +25,58 @@ mod outer_products;
 mod pixel_tiles;
 #[cfg(target_arch = "x86_64")]
 mod row_tiles;
+#[cfg(target_arch = "x86_64")]
+mod simd;
+
+#[cfg(target_arch = "x86_64")]
+pub use simd::Isa;
+
+/// No instruction set to run the kernels on: they are x86-64 only.
+#[cfg(not(target_arch = "x86_64"))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {}
+
+#[cfg(not(target_arch = "x86_64"))]
+impl Isa {
+    pub fn available() -> Vec<Isa> {
+        Vec::new()
+    }
+
+    pub fn lanes(self) -> usize {
+        match self {}
+    }
+}
 
 use super::conv_cpu::ConvGeometry;
 use super::write_only::{as_write_only, written_whole};
-use padded::{LANES, Padded};
+use padded::Padded;
 use rayon::prelude::*;
 use transpose::{transpose, transpose_in_parallel};
 
-/// Output channels of one row tile, and so the multiple of channels that kernel needs.
+/// The multiple of output channels the row tiles need: a multiple of every instruction set's tile.
 const ROW_TILE_CHANNELS: usize = 8;
 
-/// Output pixels of one pixel tile; a pass's pixel list is padded to a multiple of it.
+/// A pass's pixel list is padded to a multiple of this: a multiple of every instruction set's pixel tile.
 const PIXEL_TILE_PIXELS: usize = 12;
+
+/// The multiple of output channels the pixel tiles and the weight gradient need: two AVX2 vectors, one AVX-512.
+const CHANNEL_MULTIPLE: usize = 16;
 
 /// Output pixels the narrow-map and weight-gradient kernels take in one pass: a pass over a single 4×4 map would
 /// stream a block's weights (or the partial gradient, `C·9·O` values, 9 MiB at 512 channels) for only 16 pixels.
 const PASS_PIXELS: usize = 256;
+
+/// Pixels of the smallest map whose weight gradient takes the outer products on AVX2.
+const AVX2_WEIGHT_GRAD_MIN_PIXELS: usize = 32 * 32;
 
 /// Weights beyond this many values (ResNet-18's 512-channel layers, 2.4 M) take GEMM for their gradient: the
 /// partial gradient's trips to memory made the kernel slower there (144 against 167 GFLOP/s on 4×4 maps, 2 cores),
 /// while up to 256 channels (590 K values) it is the faster of the two.
 const WEIGHT_GRAD_MAX_WEIGHTS: usize = 1 << 20;
 
-/// Whether the CPU runs the kernels.
-pub(crate) fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+/// The best instruction set of this CPU that runs the kernels, if one does.
+pub(crate) fn best() -> Option<Isa> {
+    Isa::available().first().copied()
 }
 
 /// A 3×3 kernel, stride 1, padding 1: the output has the input's size.
@@ -64,9 +84,10 @@ fn is_same_size_3x3(g: &ConvGeometry) -> bool {
     g.kernel == [3, 3] && g.stride == [1, 1] && g.padding == [1, 1] && g.height > 0 && g.width > 0
 }
 
-/// Whether rows of this width fill at least three quarters of their vectors' lanes (an 8-wide row fills half).
-fn fills_vectors(width: usize) -> bool {
-    4 * width >= 3 * LANES * width.div_ceil(LANES)
+/// Whether rows of this width fill at least three quarters of their vectors' lanes (an 8-wide row fills half of an
+/// AVX-512 vector).
+fn fills_vectors(width: usize, lanes: usize) -> bool {
+    4 * width >= 3 * lanes * width.div_ceil(lanes)
 }
 
 /// The kernel that maps `from` channels to `to` channels on this geometry's maps, if one does.
@@ -76,12 +97,14 @@ enum Kernel {
     Pixels,
 }
 
-fn kernel_for(g: &ConvGeometry, to: usize) -> Option<Kernel> {
-    if !(available() && is_same_size_3x3(g)) {
+fn kernel_for(isa: Isa, g: &ConvGeometry, to: usize) -> Option<Kernel> {
+    if !is_same_size_3x3(g) {
         None
-    } else if fills_vectors(g.width) && to.is_multiple_of(ROW_TILE_CHANNELS) {
+    } else if fills_vectors(g.width, isa.lanes()) && to.is_multiple_of(ROW_TILE_CHANNELS) {
         Some(Kernel::Rows)
-    } else if to.is_multiple_of(LANES) {
+    } else if isa == Isa::Avx512 && to.is_multiple_of(CHANNEL_MULTIPLE) {
+        // On AVX2 the pixel tiles measured slower than GEMM (about 50 against 90 GFLOP/s on 8×8 maps, 2 cores of an
+        // AMD EPYC): LLVM spilled their accumulators whatever the tile.
         Some(Kernel::Pixels)
     } else {
         None
@@ -89,20 +112,30 @@ fn kernel_for(g: &ConvGeometry, to: usize) -> Option<Kernel> {
 }
 
 /// The convolution `y = conv(x, w)` ([`super::conv_cpu::forward`]'s contract), or `None` where these kernels do not
-/// apply: they need 8k output channels on maps at least 16 wide, 16k on narrower ones.
+/// apply: they need 8k output channels on maps that fill row vectors, 16k on narrower ones.
 pub fn forward(x: &[f32], weight: &[f32], g: &ConvGeometry) -> Option<Vec<f32>> {
-    let kernel = kernel_for(g, g.out_channels)?;
+    forward_on(best()?, x, weight, g)
+}
+
+/// [`forward`] on `isa`, which must be one of [`Isa::available`].
+pub fn forward_on(isa: Isa, x: &[f32], weight: &[f32], g: &ConvGeometry) -> Option<Vec<f32>> {
+    let kernel = kernel_for(isa, g, g.out_channels)?;
     // [O][C][3][3] → [C][9][O]: the output channels of one input channel's tap side by side.
     let (c_in, o) = (g.in_channels, g.out_channels);
     // SAFETY: a transpose writes every value.
     let packed = unsafe { written_whole(weight.len(), |dst| transpose_in_parallel(weight, o, c_in * 9, dst)) };
-    Some(same_size_3x3(kernel, x, &packed, c_in, o, g))
+    Some(same_size_3x3(isa, kernel, x, &packed, c_in, o, g))
 }
 
 /// The gradient with respect to the input ([`super::conv_cpu::input_grad`]'s contract), or `None` where these
-/// kernels do not apply: they need 8k input channels on maps at least 16 wide, 16k on narrower ones.
+/// kernels do not apply: they need 8k input channels on maps that fill row vectors, 16k on narrower ones.
 pub fn input_grad(weight: &[f32], dy: &[f32], g: &ConvGeometry) -> Option<Vec<f32>> {
-    let kernel = kernel_for(g, g.in_channels)?;
+    input_grad_on(best()?, weight, dy, g)
+}
+
+/// [`input_grad`] on `isa`, which must be one of [`Isa::available`].
+pub fn input_grad_on(isa: Isa, weight: &[f32], dy: &[f32], g: &ConvGeometry) -> Option<Vec<f32>> {
+    let kernel = kernel_for(isa, g, g.in_channels)?;
     // dx[c, p] = Σ_o Σ_tap w[o, c, tap] · dy[o, p − (tap − centre)]: a forward convolution of dy from O to C channels
     // whose weight for tap t is w[o, c, 8 − t], packed as [O][9][C].
     let (c_in, o) = (g.in_channels, g.out_channels);
@@ -117,21 +150,31 @@ pub fn input_grad(weight: &[f32], dy: &[f32], g: &ConvGeometry) -> Option<Vec<f3
     };
     // SAFETY: `pack` writes all `o · 9 · c_in` values.
     let packed = unsafe { written_whole(weight.len(), pack) };
-    Some(same_size_3x3(kernel, dy, &packed, o, c_in, g))
+    Some(same_size_3x3(isa, kernel, dy, &packed, o, c_in, g))
 }
 
 /// `[B, from, H, W]` → `[B, to, H, W]` through 3×3 weights packed `[from][9][to]`.
-fn same_size_3x3(kernel: Kernel, input: &[f32], packed: &[f32], from: usize, to: usize, g: &ConvGeometry) -> Vec<f32> {
+#[allow(clippy::too_many_arguments)]
+fn same_size_3x3(
+    isa: Isa,
+    kernel: Kernel,
+    input: &[f32],
+    packed: &[f32],
+    from: usize,
+    to: usize,
+    g: &ConvGeometry,
+) -> Vec<f32> {
     match kernel {
-        Kernel::Rows => by_rows(input, packed, from, to, g),
+        Kernel::Rows => by_rows(isa, input, packed, from, to, g),
         Kernel::Pixels => by_pixels(input, packed, from, to, g),
     }
 }
 
 /// [`row_tiles`], one image at a time on each thread.
-fn by_rows(input: &[f32], packed: &[f32], from: usize, to: usize, g: &ConvGeometry) -> Vec<f32> {
-    let pad = Padded::for_row_vectors(g.height, g.width);
-    let vectors = pad.vectors();
+fn by_rows(isa: Isa, input: &[f32], packed: &[f32], from: usize, to: usize, g: &ConvGeometry) -> Vec<f32> {
+    let pad = Padded::for_row_vectors(g.height, g.width, isa.lanes());
+    let vectors = pad.vectors(isa.lanes());
+    let blocked = row_tiles::block_weights(isa, packed, from, to);
     let (image_in, image_out) = (from * g.height * g.width, to * g.height * g.width);
     let run = |out: &mut [std::mem::MaybeUninit<f32>]| {
         out.par_chunks_mut(image_out.max(1)).zip(input.par_chunks(image_in.max(1))).for_each_init(
@@ -139,11 +182,11 @@ fn by_rows(input: &[f32], packed: &[f32], from: usize, to: usize, g: &ConvGeomet
             |padded, (out, image)| {
                 pad.fill(image, from, padded);
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: `kernel_for` checked AVX-512F and that `to` is a multiple of the tile's channels; the
-                // planes are laid out for row vectors, `packed` holds `from · 9 · to` weights and `out` holds `to`
-                // planes.
+                // SAFETY: `isa` is available, `kernel_for` checked that `to` is a multiple of the tile's channels; the
+                // planes are laid out for `isa`'s row vectors, `blocked` holds `from · 9 · to` weights blocked for
+                // `isa` and `out` holds `to` planes.
                 unsafe {
-                    row_tiles::image(padded, pad.plane(), pad.pitch, from, packed, to, &vectors, out)
+                    row_tiles::image(isa, padded, pad.plane(), pad.pitch, from, &blocked, to, &vectors, out)
                 };
             },
         )
@@ -175,8 +218,9 @@ fn by_pixels(input: &[f32], packed: &[f32], from: usize, to: usize, g: &ConvGeom
                 let last = *starts.last().expect("a pass holds at least one pixel");
                 starts.resize(starts.len().next_multiple_of(PIXEL_TILE_PIXELS), last);
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: `kernel_for` checked AVX-512F and that `to` is a multiple of 16; every start's window lies in
-                // `padded`, `packed` holds `from · 9 · to` weights and `by_pixel` holds `rows ≥ starts.len()` rows.
+                // SAFETY: `kernel_for` takes pixel tiles on AVX-512 only, where `to` is a multiple of 16; every start's
+                // window lies in `padded`, `packed` holds `from · 9 · to` weights and `by_pixel` holds
+                // `rows ≥ starts.len()` rows.
                 unsafe {
                     pixel_tiles::pixels(padded, pad.plane(), pad.pitch, from, packed, to, starts, by_pixel)
                 };
@@ -199,12 +243,19 @@ fn images_per_pass(g: &ConvGeometry, per_share: usize) -> usize {
 /// The gradient with respect to the weight ([`super::conv_cpu::weight_grad`]'s contract), or `None` where these
 /// kernels do not apply: they need 16k output channels and at most [`WEIGHT_GRAD_MAX_WEIGHTS`] weights.
 pub fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Option<Vec<f32>> {
+    weight_grad_on(best()?, x, dy, g)
+}
+
+/// [`weight_grad`] on `isa`, which must be one of [`Isa::available`].
+pub fn weight_grad_on(isa: Isa, x: &[f32], dy: &[f32], g: &ConvGeometry) -> Option<Vec<f32>> {
     let weights = g.out_channels * g.in_channels * 9;
-    if !(available()
-        && is_same_size_3x3(g)
-        && g.out_channels.is_multiple_of(LANES)
-        && weights <= WEIGHT_GRAD_MAX_WEIGHTS)
-    {
+    if !(is_same_size_3x3(g) && g.out_channels.is_multiple_of(CHANNEL_MULTIPLE) && weights <= WEIGHT_GRAD_MAX_WEIGHTS) {
+        return None;
+    }
+    // With one 8-lane vector of output channels per pass, AVX2's outer products beat GEMM on 32×32 maps only (about
+    // 65 against 40–60 GFLOP/s at 32 and 64 channels, 2 cores of an AMD EPYC), and lost to it on smaller maps
+    // (about 60 against 75–90).
+    if isa == Isa::Avx2 && g.height * g.width < AVX2_WEIGHT_GRAD_MIN_PIXELS {
         return None;
     }
     let (c_in, o, p) = (g.in_channels, g.out_channels, g.height * g.width);
@@ -238,10 +289,10 @@ pub fn weight_grad(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Option<Vec<f32>> 
                     transpose(&dy[b * o * p..(b + 1) * o * p], o, p, dy_t);
                 }
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: AVX-512F checked above; `padded` holds `images · c_in` padded planes of `pad`, `dy_t`
-                // holds `images · p` rows of `o` values, `partial` holds `c_in · 9 · o`, and `o` is a multiple of 16.
+                // SAFETY: `isa` is available; `padded` holds `images · c_in` padded planes of `pad`, `dy_t` holds
+                // `images · p` rows of `o` values, `partial` holds `c_in · 9 · o`, and `o` is a multiple of 16.
                 unsafe {
-                    outer_products::images(&padded, pad, c_in, images, &dy_t, o, &mut partial)
+                    outer_products::images(isa, &padded, pad, c_in, images, &dy_t, o, &mut partial)
                 };
                 start += images;
             }
@@ -262,23 +313,27 @@ mod tests {
 
     #[test]
     fn each_geometry_takes_the_kernel_that_fits_it() {
-        if !available() {
-            return;
-        }
         let g = |c, h, w, o| ConvGeometry::same_size_3x3(64, c, h, w, o);
-        // WRN-28-2 at 32×32: rows on 32×32 and 16×16 maps, pixel tiles on 8×8.
-        assert_eq!(kernel_for(&g(32, 32, 32, 32), 32), Some(Kernel::Rows));
-        assert_eq!(kernel_for(&g(64, 16, 16, 64), 64), Some(Kernel::Rows));
-        assert_eq!(kernel_for(&g(128, 8, 8, 128), 128), Some(Kernel::Pixels));
-        // 28-wide rows fill 7/8 of their vectors, 20-wide 5/8.
-        assert_eq!(kernel_for(&g(8, 28, 28, 8), 8), Some(Kernel::Rows));
-        assert_eq!(kernel_for(&g(16, 20, 20, 16), 16), Some(Kernel::Pixels));
-        // ResNet-18's 4×4 maps too; anything strided or not 3×3 takes GEMM.
-        assert_eq!(kernel_for(&g(512, 4, 4, 512), 512), Some(Kernel::Pixels));
-        assert_eq!(kernel_for(&ConvGeometry { stride: [2, 2], ..g(32, 32, 32, 32) }, 32), None);
-        assert_eq!(kernel_for(&ConvGeometry { kernel: [1, 1], padding: [0, 0], ..g(32, 32, 32, 32) }, 32), None);
-        // Channel counts the tiles do not divide.
-        assert_eq!(kernel_for(&g(3, 32, 32, 12), 12), None);
-        assert_eq!(kernel_for(&g(8, 8, 8, 8), 8), None);
+        for isa in Isa::available() {
+            let wide = isa.lanes() == 16;
+            let kernel = |g: ConvGeometry, to| kernel_for(isa, &g, to);
+            // WRN-28-2 at 32×32: rows on 32×32 and 16×16 maps; 8×8 fills AVX2's 8-lane rows, not AVX-512's.
+            assert_eq!(kernel(g(32, 32, 32, 32), 32), Some(Kernel::Rows));
+            assert_eq!(kernel(g(64, 16, 16, 64), 64), Some(Kernel::Rows));
+            let eight = if wide { Kernel::Pixels } else { Kernel::Rows };
+            assert_eq!(kernel(g(128, 8, 8, 128), 128), Some(eight));
+            // 28-wide rows fill 7/8 of their vectors either way; 20-wide 5/8 of AVX-512's, 5/6 of AVX2's.
+            assert_eq!(kernel(g(8, 28, 28, 8), 8), Some(Kernel::Rows));
+            let twenty = if wide { Kernel::Pixels } else { Kernel::Rows };
+            assert_eq!(kernel(g(16, 20, 20, 16), 16), Some(twenty));
+            // ResNet-18's 4×4 maps take pixel tiles on AVX-512, GEMM on AVX2; anything strided or not 3×3 GEMM.
+            let four = if wide { Some(Kernel::Pixels) } else { None };
+            assert_eq!(kernel(g(512, 4, 4, 512), 512), four);
+            assert_eq!(kernel(ConvGeometry { stride: [2, 2], ..g(32, 32, 32, 32) }, 32), None);
+            assert_eq!(kernel(ConvGeometry { kernel: [1, 1], padding: [0, 0], ..g(32, 32, 32, 32) }, 32), None);
+            // Channel counts the tiles do not divide.
+            assert_eq!(kernel(g(3, 32, 32, 12), 12), None);
+            assert_eq!(kernel(g(8, 4, 4, 8), 8), None);
+        }
     }
 }

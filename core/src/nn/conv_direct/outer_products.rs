@@ -1,19 +1,21 @@
-//! The weight-gradient kernel: per output pixel an outer product of its output gradient along 16 or 32 output
-//! channels (the gradient transposed to pixels × channels) and the nine input values its taps see, broadcast. The
-//! sums of one input channel's nine taps stay in registers over a whole pass of images, so nothing is reduced
-//! across vector lanes.
+//! The weight-gradient kernel: per output pixel an outer product of its output gradient along one or two vectors of
+//! output channels (the gradient transposed to pixels × channels) and the nine input values its taps see,
+//! broadcast. The sums of one input channel's nine taps stay in registers over a whole pass of images, so nothing
+//! is reduced across vector lanes. AVX-512 takes two vectors (18 accumulators of its 32 registers), AVX2 one (9 of
+//! 16).
 
-use super::padded::{LANES, Padded};
-use std::arch::x86_64::*;
+use super::padded::Padded;
+use super::simd::{Avx2, Avx512, Isa, Simd};
 
 /// Adds the weight gradient of `images` images to `partial`, laid out `[C][9][O]`.
 ///
 /// # Safety
-/// AVX-512F must be available; `padded` holds `images · channels` planes laid out as `pad`, image after image,
-/// `dy_t` holds each image's output gradient as `[pixel][O]` with `O = o`, a multiple of 16, image after image,
-/// and `partial` holds `channels · 9 · o` values.
-#[target_feature(enable = "avx512f")]
+/// `isa` must be available; `padded` holds `images · channels` planes laid out as `pad`, image after image, `dy_t`
+/// holds each image's output gradient as `[pixel][O]` with `O = o`, a multiple of 16, image after image, and
+/// `partial` holds `channels · 9 · o` values.
+#[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn images(
+    isa: Isa,
     padded: &[f32],
     pad: Padded,
     channels: usize,
@@ -22,7 +24,53 @@ pub(super) unsafe fn images(
     o: usize,
     partial: &mut [f32],
 ) {
-    debug_assert!(o.is_multiple_of(LANES) && partial.len() >= channels * 9 * o);
+    debug_assert!(o.is_multiple_of(16) && partial.len() >= channels * 9 * o);
+    // SAFETY: as this function's contract.
+    unsafe {
+        match isa {
+            Isa::Avx512 => images_avx512(padded, pad, channels, images, dy_t, o, partial),
+            Isa::Avx2 => images_avx2(padded, pad, channels, images, dy_t, o, partial),
+        }
+    }
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn images_avx512(
+    padded: &[f32],
+    pad: Padded,
+    channels: usize,
+    images: usize,
+    dy_t: &[f32],
+    o: usize,
+    partial: &mut [f32],
+) {
+    unsafe { all_images::<Avx512, 2>(padded, pad, channels, images, dy_t, o, partial) }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn images_avx2(
+    padded: &[f32],
+    pad: Padded,
+    channels: usize,
+    images: usize,
+    dy_t: &[f32],
+    o: usize,
+    partial: &mut [f32],
+) {
+    unsafe { all_images::<Avx2, 1>(padded, pad, channels, images, dy_t, o, partial) }
+}
+
+/// [`images`] on `S`, at most `WIDE` vectors of output channels at a time.
+#[inline(always)]
+unsafe fn all_images<S: Simd, const WIDE: usize>(
+    padded: &[f32],
+    pad: Padded,
+    channels: usize,
+    images: usize,
+    dy_t: &[f32],
+    o: usize,
+    partial: &mut [f32],
+) {
     let strides = Images { padded: channels * pad.plane(), dy_t: pad.height * pad.width * o, count: images };
     // Output rows (of every image in the pass, one after the other) in blocks whose gradient stays in L1 while every
     // input channel's sums run over it: streamed from L2 once per channel, the gradient's loads held the kernel to
@@ -42,14 +90,14 @@ pub(super) unsafe fn images(
             let sums = &mut partial[c * 9 * o..(c + 1) * 9 * o];
             let mut first = 0;
             while first < o {
-                // SAFETY: as this function's contract.
+                // SAFETY: as `images`' contract.
                 unsafe {
-                    if o - first >= 2 * LANES {
-                        channel::<2>(x, pad, strides, rows.clone(), dy_t, o, first, sums);
-                        first += 2 * LANES;
+                    if WIDE >= 2 && o - first >= 2 * S::LANES {
+                        channel::<S, 2>(x, pad, strides, rows.clone(), dy_t, o, first, sums);
+                        first += 2 * S::LANES;
                     } else {
-                        channel::<1>(x, pad, strides, rows.clone(), dy_t, o, first, sums);
-                        first += LANES;
+                        channel::<S, 1>(x, pad, strides, rows.clone(), dy_t, o, first, sums);
+                        first += S::LANES;
                     }
                 }
             }
@@ -71,11 +119,11 @@ struct Images {
     count: usize,
 }
 
-/// `sums[tap][first..first + 16·V] += Σ_pixels dy_t[pixel][first..] · x[pixel + tap]` over the pixels of output
+/// `sums[tap][first..first + V·LANES] += Σ_pixels dy_t[pixel][first..] · x[pixel + tap]` over the pixels of output
 /// rows `rows` (counted across the pass's images) for one input channel, whose first image's padded plane starts `x`.
 #[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx512f")]
-unsafe fn channel<const V: usize>(
+#[inline(always)]
+unsafe fn channel<S: Simd, const V: usize>(
     x: &[f32],
     pad: Padded,
     images: Images,
@@ -85,11 +133,11 @@ unsafe fn channel<const V: usize>(
     first: usize,
     sums: &mut [f32],
 ) {
-    let mut acc = [[_mm512_setzero_ps(); 9]; V];
+    let mut acc = [[unsafe { S::zero() }; 9]; V];
     for (v, acc_v) in acc.iter_mut().enumerate() {
         for (tap, a) in acc_v.iter_mut().enumerate() {
-            // SAFETY: `sums` holds 9 rows of `o` values and `first + 16·V ≤ o`.
-            *a = unsafe { _mm512_loadu_ps(sums.as_ptr().add(tap * o + first + v * LANES)) };
+            // SAFETY: `sums` holds 9 rows of `o` values and `first + V·LANES ≤ o`.
+            *a = unsafe { S::load(sums.as_ptr().add(tap * o + first + v * S::LANES)) };
         }
     }
     debug_assert!(x.len() >= (images.count - 1) * images.padded + pad.plane());
@@ -102,24 +150,25 @@ unsafe fn channel<const V: usize>(
         let (x, dy_t) = unsafe { (x.as_ptr().add(i * images.padded), dy_t.as_ptr().add(i * images.dy_t)) };
         let taps = unsafe { [x.add(y * pad.pitch), x.add((y + 1) * pad.pitch), x.add((y + 2) * pad.pitch)] };
         for col in 0..pad.width {
-            let mut d = [_mm512_setzero_ps(); V];
+            let mut d = [unsafe { S::zero() }; V];
             for (v, d) in d.iter_mut().enumerate() {
-                *d = unsafe { _mm512_loadu_ps(dy_t.add((y * pad.width + col) * o + first + v * LANES)) };
+                *d = unsafe { S::load(dy_t.add((y * pad.width + col) * o + first + v * S::LANES)) };
             }
             for (ky, row) in taps.iter().enumerate() {
                 for kx in 0..3 {
-                    let xv = _mm512_set1_ps(unsafe { *row.add(col + kx) });
+                    let xv = unsafe { S::splat(*row.add(col + kx)) };
                     for (acc_v, d) in acc.iter_mut().zip(&d) {
-                        acc_v[ky * 3 + kx] = _mm512_fmadd_ps(*d, xv, acc_v[ky * 3 + kx]);
+                        acc_v[ky * 3 + kx] = unsafe { S::fmadd(*d, xv, acc_v[ky * 3 + kx]) };
                     }
                 }
             }
+            S::step_end();
         }
     }
     for (v, acc_v) in acc.iter().enumerate() {
         for (tap, a) in acc_v.iter().enumerate() {
             // SAFETY: as the loads above.
-            unsafe { _mm512_storeu_ps(sums.as_mut_ptr().add(tap * o + first + v * LANES), *a) };
+            unsafe { S::store(sums.as_mut_ptr().add(tap * o + first + v * S::LANES), *a) };
         }
     }
 }

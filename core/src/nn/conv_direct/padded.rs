@@ -1,8 +1,5 @@
 //! The zero-padded copy of an image that the kernels read in place of an im2col matrix.
 
-/// Lanes of an AVX-512 vector of f32.
-pub(super) const LANES: usize = 16;
-
 /// An image's planes with a one-pixel zero border, each row `pitch` values apart.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Padded {
@@ -11,7 +8,7 @@ pub(super) struct Padded {
     pub pitch: usize,
 }
 
-/// Where one vector of 16 output pixels along a row lies: its first pixel in the padded input (seen by the tap at
+/// Where one vector of output pixels along a row lies: its first pixel in the padded input (seen by the tap at
 /// row 0, column 0) and in the output, and how many of its lanes are inside the row.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct PixelVector {
@@ -21,10 +18,10 @@ pub(super) struct PixelVector {
 }
 
 impl Padded {
-    /// Rows with room for a 16-wide vector load at every tap: the last vector of a row reads up to 16·⌈W/16⌉ + 1
-    /// values past the row's padded start, and what it reads past the image is the zero padding.
-    pub fn for_row_vectors(height: usize, width: usize) -> Self {
-        Self { height, width, pitch: LANES * width.div_ceil(LANES) + 2 }
+    /// Rows with room for a vector load of `lanes` values at every tap: the last vector of a row reads up to
+    /// lanes·⌈W/lanes⌉ + 1 values past the row's padded start, and what it reads past the image is the zero padding.
+    pub fn for_row_vectors(height: usize, width: usize, lanes: usize) -> Self {
+        Self { height, width, pitch: lanes * width.div_ceil(lanes) + 2 }
     }
 
     /// Rows no wider than the border needs, for kernels that read single values.
@@ -48,14 +45,14 @@ impl Padded {
         }
     }
 
-    /// The row vectors of one image, row after row.
-    pub fn vectors(&self) -> Vec<PixelVector> {
+    /// The row vectors of `lanes` pixels of one image, row after row.
+    pub fn vectors(&self, lanes: usize) -> Vec<PixelVector> {
         let (h, w) = (self.height, self.width);
         (0..h)
             .flat_map(|y| {
-                (0..w.div_ceil(LANES)).map(move |v| {
-                    let x = v * LANES;
-                    PixelVector { padded: y * self.pitch + x, output: y * w + x, lanes: (w - x).min(LANES) }
+                (0..w.div_ceil(lanes)).map(move |v| {
+                    let x = v * lanes;
+                    PixelVector { padded: y * self.pitch + x, output: y * w + x, lanes: (w - x).min(lanes) }
                 })
             })
             .collect()
@@ -73,7 +70,7 @@ mod tests {
 
     #[test]
     fn the_border_stays_zero_and_every_tap_reads_its_input() {
-        let pad = Padded::for_row_vectors(2, 3);
+        let pad = Padded::for_row_vectors(2, 3, 16);
         assert_eq!(pad.pitch, 18);
         let image: Vec<f32> = (1..=6).map(|v| v as f32).collect();
         let mut padded = vec![0.0; pad.plane()];
@@ -84,7 +81,7 @@ mod tests {
         assert_eq!(padded[starts[4] + pad.pitch + 1], 5.0); // the centre tap of (1, 1)
         assert_eq!(padded[starts[0]], 0.0); // (0, 0) looking up and left: the border
         assert_eq!(padded.iter().sum::<f32>(), 21.0);
-        let vectors = pad.vectors();
+        let vectors = pad.vectors(16);
         assert_eq!(vectors.len(), 2);
         assert_eq!((vectors[1].padded, vectors[1].output, vectors[1].lanes), (18, 3, 3));
         assert_eq!(Padded::tight(2, 3).plane(), 20);

@@ -3,9 +3,11 @@
 //! times each pixel's input value, broadcast (24 accumulators in registers). Its output is pixels × channels.
 
 use super::PIXEL_TILE_PIXELS as TILE_PIXELS;
-use super::padded::LANES;
 use std::arch::x86_64::*;
 use std::ops::Range;
+
+/// Lanes of an AVX-512 vector of f32: these tiles run on AVX-512 only.
+const LANES: usize = 16;
 
 /// Input channels whose weights (9 × 32 output channels each, 72 KiB for 64) and planes a pass keeps in cache.
 const INPUT_BLOCK: usize = 64;
