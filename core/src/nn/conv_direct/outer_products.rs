@@ -25,52 +25,40 @@ pub(super) unsafe fn images(
     partial: &mut [f32],
 ) {
     debug_assert!(o.is_multiple_of(16) && partial.len() >= channels * 9 * o);
+    let pass = Pass { padded, pad, channels, images, dy_t, o };
     // SAFETY: as this function's contract.
     unsafe {
         match isa {
-            Isa::Avx512 => images_avx512(padded, pad, channels, images, dy_t, o, partial),
-            Isa::Avx2 => images_avx2(padded, pad, channels, images, dy_t, o, partial),
+            Isa::Avx512 => images_avx512(&pass, partial),
+            Isa::Avx2 => images_avx2(&pass, partial),
         }
     }
 }
 
-#[target_feature(enable = "avx512f")]
-unsafe fn images_avx512(
-    padded: &[f32],
+/// One pass's inputs, as [`images`] takes them.
+struct Pass<'a> {
+    padded: &'a [f32],
     pad: Padded,
     channels: usize,
     images: usize,
-    dy_t: &[f32],
+    dy_t: &'a [f32],
     o: usize,
-    partial: &mut [f32],
-) {
-    unsafe { all_images::<Avx512, 2>(padded, pad, channels, images, dy_t, o, partial) }
+}
+
+#[target_feature(enable = "avx512f")]
+unsafe fn images_avx512(pass: &Pass, partial: &mut [f32]) {
+    unsafe { all_images::<Avx512, 2>(pass, partial) }
 }
 
 #[target_feature(enable = "avx2,fma")]
-unsafe fn images_avx2(
-    padded: &[f32],
-    pad: Padded,
-    channels: usize,
-    images: usize,
-    dy_t: &[f32],
-    o: usize,
-    partial: &mut [f32],
-) {
-    unsafe { all_images::<Avx2, 1>(padded, pad, channels, images, dy_t, o, partial) }
+unsafe fn images_avx2(pass: &Pass, partial: &mut [f32]) {
+    unsafe { all_images::<Avx2, 1>(pass, partial) }
 }
 
 /// [`images`] on `S`, at most `WIDE` vectors of output channels at a time.
 #[inline(always)]
-unsafe fn all_images<S: Simd, const WIDE: usize>(
-    padded: &[f32],
-    pad: Padded,
-    channels: usize,
-    images: usize,
-    dy_t: &[f32],
-    o: usize,
-    partial: &mut [f32],
-) {
+unsafe fn all_images<S: Simd, const WIDE: usize>(pass: &Pass, partial: &mut [f32]) {
+    let Pass { padded, pad, channels, images, dy_t, o } = *pass;
     let strides = Images { padded: channels * pad.plane(), dy_t: pad.height * pad.width * o, count: images };
     // Output rows (of every image in the pass, one after the other) in blocks whose gradient stays in L1 while every
     // input channel's sums run over it: streamed from L2 once per channel, the gradient's loads held the kernel to
