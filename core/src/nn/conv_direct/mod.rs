@@ -1,5 +1,5 @@
-//! 3×3 convolutions with stride 1 and padding 1 as direct AVX-512 or AVX2 kernels ([`simd`]), without im2col: every WRN and ResNet
-//! convolution that neither downsamples nor is a 1×1 shortcut.
+//! 3×3 convolutions with stride 1 and padding 1 as direct AVX-512 or AVX2 kernels ([`simd`]), without im2col:
+//! every WRN and ResNet convolution that neither downsamples nor is a 1×1 shortcut.
 //!
 //! Their im2col matrices are nine times the image, written and then packed again by `gemm` before the product
 //! starts; on the 32×32 maps of WRN-28-2 (32 channels) that traffic held the GEMMs to about half of what the cores
