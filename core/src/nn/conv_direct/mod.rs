@@ -38,8 +38,14 @@ pub enum Isa {}
 
 #[cfg(not(target_arch = "x86_64"))]
 impl Isa {
+    pub const ALL: [Isa; 0] = [];
+
     pub fn available() -> Vec<Isa> {
         Vec::new()
+    }
+
+    pub fn runs_here(self) -> bool {
+        match self {}
     }
 
     pub fn lanes(self) -> usize {
@@ -74,9 +80,10 @@ const AVX2_WEIGHT_GRAD_MIN_PIXELS: usize = 32 * 32;
 /// while up to 256 channels (590 K values) it is the faster of the two.
 const WEIGHT_GRAD_MAX_WEIGHTS: usize = 1 << 20;
 
-/// The best instruction set of this CPU that runs the kernels, if one does.
+/// The best instruction set of this CPU that runs the kernels, if one does; asked at every convolution, so it
+/// allocates nothing.
 pub(crate) fn best() -> Option<Isa> {
-    Isa::available().first().copied()
+    Isa::ALL.into_iter().find(|isa| isa.runs_here())
 }
 
 /// A 3×3 kernel, stride 1, padding 1: the output has the input's size.
@@ -120,11 +127,19 @@ pub fn forward(x: &[f32], weight: &[f32], g: &ConvGeometry) -> Option<Vec<f32>> 
 /// [`forward`] on `isa`, which must be one of [`Isa::available`].
 pub fn forward_on(isa: Isa, x: &[f32], weight: &[f32], g: &ConvGeometry) -> Option<Vec<f32>> {
     let kernel = kernel_for(isa, g, g.out_channels)?;
-    // [O][C][3][3] → [C][9][O]: the output channels of one input channel's tap side by side.
     let (c_in, o) = (g.in_channels, g.out_channels);
-    // SAFETY: a transpose writes every value.
-    let packed = unsafe { written_whole(weight.len(), |dst| transpose_in_parallel(weight, o, c_in * 9, dst)) };
-    Some(same_size_3x3(isa, kernel, x, &packed, c_in, o, g))
+    Some(match kernel {
+        Kernel::Rows => {
+            let at = |c: usize, tap: usize, oc: usize| weight[(oc * c_in + c) * 9 + tap];
+            by_rows(isa, x, &packed_in_blocks(c_in, o, row_tile_channels(isa), at), c_in, o, g)
+        }
+        Kernel::Pixels => {
+            // [O][C][3][3] → [C][9][O]: the output channels of one input channel's tap side by side.
+            // SAFETY: a transpose writes every value.
+            let packed = unsafe { written_whole(weight.len(), |dst| transpose_in_parallel(weight, o, c_in * 9, dst)) };
+            by_pixels(x, &packed, c_in, o, g)
+        }
+    })
 }
 
 /// The gradient with respect to the input ([`super::conv_cpu::input_grad`]'s contract), or `None` where these
@@ -137,44 +152,52 @@ pub fn input_grad(weight: &[f32], dy: &[f32], g: &ConvGeometry) -> Option<Vec<f3
 pub fn input_grad_on(isa: Isa, weight: &[f32], dy: &[f32], g: &ConvGeometry) -> Option<Vec<f32>> {
     let kernel = kernel_for(isa, g, g.in_channels)?;
     // dx[c, p] = Σ_o Σ_tap w[o, c, tap] · dy[o, p − (tap − centre)]: a forward convolution of dy from O to C channels
-    // whose weight for tap t is w[o, c, 8 − t], packed as [O][9][C].
+    // whose weight for tap t is w[o, c, 8 − t].
     let (c_in, o) = (g.in_channels, g.out_channels);
+    let at = |oc: usize, tap: usize, c: usize| weight[(oc * c_in + c) * 9 + (8 - tap)];
+    Some(match kernel {
+        Kernel::Rows => by_rows(isa, dy, &packed_in_blocks(o, c_in, row_tile_channels(isa), at), o, c_in, g),
+        // One block of all `c_in` channels: [O][9][C].
+        Kernel::Pixels => by_pixels(dy, &packed_in_blocks(o, c_in, c_in, at), o, c_in, g),
+    })
+}
+
+/// Output channels of one row tile on `isa`.
+fn row_tile_channels(isa: Isa) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        row_tiles::tile_channels(isa)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        match isa {}
+    }
+}
+
+/// 3×3 weights `at(from, tap, to)` laid out `[to / r][from][9][r]`: with `r = to`, `[from][9][to]` (the pixel
+/// tiles'); with `r` a row tile's channels, one tile's weights contiguous (the row tiles': read from
+/// `[from][9][to]`, a tile of 2 channels used 8 bytes of every cache line it touched, and at 128 input channels its
+/// lines outgrew L1).
+fn packed_in_blocks(from: usize, to: usize, r: usize, at: impl Fn(usize, usize, usize) -> f32 + Sync) -> Vec<f32> {
+    debug_assert!(r > 0 && to.is_multiple_of(r));
     let pack = |packed: &mut [std::mem::MaybeUninit<f32>]| {
-        packed.par_chunks_mut((9 * c_in).max(1)).enumerate().for_each(|(oc, taps)| {
-            for (tap, row) in taps.chunks_mut(c_in.max(1)).enumerate() {
-                for (c, w) in row.iter_mut().enumerate() {
-                    w.write(weight[(oc * c_in + c) * 9 + (8 - tap)]);
+        packed.par_chunks_mut(9 * r).enumerate().for_each(|(k, taps)| {
+            let (block, c) = (k / from, k % from);
+            for (tap, row) in taps.chunks_mut(r).enumerate() {
+                for (i, w) in row.iter_mut().enumerate() {
+                    w.write(at(c, tap, block * r + i));
                 }
             }
         })
     };
-    // SAFETY: `pack` writes all `o · 9 · c_in` values.
-    let packed = unsafe { written_whole(weight.len(), pack) };
-    Some(same_size_3x3(isa, kernel, dy, &packed, o, c_in, g))
+    // SAFETY: the chunks cover all `from · 9 · to` values and `pack` writes each one.
+    unsafe { written_whole(from * 9 * to, pack) }
 }
 
-/// `[B, from, H, W]` → `[B, to, H, W]` through 3×3 weights packed `[from][9][to]`.
-#[allow(clippy::too_many_arguments)]
-fn same_size_3x3(
-    isa: Isa,
-    kernel: Kernel,
-    input: &[f32],
-    packed: &[f32],
-    from: usize,
-    to: usize,
-    g: &ConvGeometry,
-) -> Vec<f32> {
-    match kernel {
-        Kernel::Rows => by_rows(isa, input, packed, from, to, g),
-        Kernel::Pixels => by_pixels(input, packed, from, to, g),
-    }
-}
-
-/// [`row_tiles`], one image at a time on each thread.
-fn by_rows(isa: Isa, input: &[f32], packed: &[f32], from: usize, to: usize, g: &ConvGeometry) -> Vec<f32> {
+/// [`row_tiles`], one image at a time on each thread, the weights packed in blocks of a tile's channels.
+fn by_rows(isa: Isa, input: &[f32], blocked: &[f32], from: usize, to: usize, g: &ConvGeometry) -> Vec<f32> {
     let pad = Padded::for_row_vectors(g.height, g.width, isa.lanes());
     let vectors = pad.vectors(isa.lanes());
-    let blocked = row_tiles::block_weights(isa, packed, from, to);
     let (image_in, image_out) = (from * g.height * g.width, to * g.height * g.width);
     let run = |out: &mut [std::mem::MaybeUninit<f32>]| {
         out.par_chunks_mut(image_out.max(1)).zip(input.par_chunks(image_in.max(1))).for_each_init(
@@ -186,7 +209,7 @@ fn by_rows(isa: Isa, input: &[f32], packed: &[f32], from: usize, to: usize, g: &
                 // planes are laid out for `isa`'s row vectors, `blocked` holds `from · 9 · to` weights blocked for
                 // `isa` and `out` holds `to` planes.
                 unsafe {
-                    row_tiles::image(isa, padded, pad.plane(), pad.pitch, from, &blocked, to, &vectors, out)
+                    row_tiles::image(isa, padded, pad.plane(), pad.pitch, from, blocked, to, &vectors, out)
                 };
             },
         )

@@ -13,27 +13,12 @@ use std::mem::MaybeUninit;
 const AVX512_TILE: (usize, usize) = (8, 3);
 const AVX2_TILE: (usize, usize) = (2, 5);
 
-/// Output channels of one tile on `isa`.
-fn tile_channels(isa: Isa) -> usize {
+/// Output channels of one tile on `isa`: the blocks its weights are packed in.
+pub(super) fn tile_channels(isa: Isa) -> usize {
     match isa {
         Isa::Avx512 => AVX512_TILE.0,
         Isa::Avx2 => AVX2_TILE.0,
     }
-}
-
-/// Weights packed `[from][9][to]` → `[to / R][from][9][R]` for `isa`'s tiles of `R` output channels: one tile's
-/// weights contiguous. Read in place, a tile of 2 channels used 8 bytes of every cache line it touched, and at 128
-/// input channels its lines outgrew L1.
-pub(super) fn block_weights(isa: Isa, packed: &[f32], from: usize, to: usize) -> Vec<f32> {
-    let r = tile_channels(isa);
-    debug_assert!(to.is_multiple_of(r) && packed.len() >= from * 9 * to);
-    let mut blocked = Vec::with_capacity(from * 9 * to);
-    for first in (0..to).step_by(r) {
-        for taps in packed.chunks_exact(to).take(from * 9) {
-            blocked.extend_from_slice(&taps[first..first + r]);
-        }
-    }
-    blocked
 }
 
 /// One image: `to` output planes from `from` padded input planes.
@@ -41,8 +26,8 @@ pub(super) fn block_weights(isa: Isa, packed: &[f32], from: usize, to: usize) ->
 /// # Safety
 /// `isa` must be available; `padded` holds `from` planes of `plane` values with rows `pitch` apart and room for a
 /// vector load at every tap of every vector in `vectors` (`Padded::for_row_vectors` with `isa`'s lanes), `blocked`
-/// holds the weights as [`block_weights`] gives them, `out` holds `to` planes of the vectors' pixels, and `to` is a multiple of
-/// [`super::ROW_TILE_CHANNELS`]. Every value of `out` is written, none read.
+/// holds the weights as `[to / R][from][9][R]` for `isa`'s [`tile_channels`] `R`, `out` holds `to` planes of the
+/// vectors' pixels, and `to` is a multiple of [`super::ROW_TILE_CHANNELS`]. Every value of `out` is written, none read.
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn image(
     isa: Isa,

@@ -15,16 +15,20 @@ pub enum Isa {
 }
 
 impl Isa {
+    /// The instruction sets the kernels are written for, best first.
+    pub const ALL: [Isa; 2] = [Isa::Avx512, Isa::Avx2];
+
     /// Every instruction set this CPU runs, best first.
     pub fn available() -> Vec<Isa> {
-        let mut isas = Vec::new();
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            isas.push(Isa::Avx512);
+        Isa::ALL.into_iter().filter(|isa| isa.runs_here()).collect()
+    }
+
+    /// Whether this CPU runs it (the detection is cached by `std`).
+    pub fn runs_here(self) -> bool {
+        match self {
+            Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+            Isa::Avx2 => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            isas.push(Isa::Avx2);
-        }
-        isas
     }
 
     /// f32 lanes of one vector.
