@@ -310,6 +310,80 @@ fn soft_propagated_targets_are_the_propagated_scores_normalised() {
     assert!(torn > 0, "no pseudo-label spreads over two classes: the targets are not soft");
 }
 
+#[test]
+#[ignore = "about 20 s on 2 cores; CI runs it with `cargo test --workspace -- --ignored`"]
+fn mirror_test_views_average_each_test_image_with_its_mirror_and_change_only_the_evaluation() {
+    let _turn = turn();
+    let tmp = tempfile::tempdir().unwrap();
+    let plain_text = EXPERIMENT
+        .replace("epochs: 3, batch_size: 10", "epochs: 1, batch_size: 10")
+        .replace("    epochs: 2\n", "    epochs: 1\n");
+    let mirror_text =
+        plain_text.replace("    eval_batch_size: 300\n", "    eval_batch_size: 300\n    test_views: mirror\n");
+    let (plain_out, mirror_out) = (tmp.path().join("plain"), tmp.path().join("mirror"));
+    let plain = run_text(&plain_text, &plain_out, false, None).unwrap();
+    let mirror = run_text(&mirror_text, &mirror_out, false, None).unwrap();
+
+    // The views are an evaluation choice: the same weights, and the plain figures of the mirror run are the plain
+    // run's own.
+    for file in ["weights.safetensors", "swa/weights.safetensors"] {
+        assert_eq!(
+            tensors(&plain_out.join("train").join(file)),
+            tensors(&mirror_out.join("train").join(file)),
+            "{file}"
+        );
+    }
+    assert_eq!(mirror.summary["plain_test_accuracy_last"], plain.summary["test_accuracy"]["last"]);
+    assert_eq!(mirror.summary["plain_test_accuracy_swa"], plain.summary["test_accuracy"]["swa"]);
+    assert!(plain.summary.get("plain_test_accuracy_last").is_none(), "a plain run reports its figures once");
+
+    // The mirror figure recomputed by hand from the saved weights: each test image's softmax and its mirror image's
+    // (every row of pixels reversed) averaged.
+    let (by_hand_plain, by_hand_mirror) = accuracies_by_hand(&mirror_text, &mirror_out.join("train"));
+    let close = |v: &Value, want: f64| (v.as_f64().unwrap() - want).abs() <= 1.0 / 300.0 + 1e-12;
+    // One image of 300 may tip the other way between burn's f32 softmax and this f64 one.
+    assert!(close(&mirror.summary["plain_test_accuracy_last"], by_hand_plain), "{by_hand_plain} {:?}", mirror.summary);
+    assert!(close(&mirror.summary["test_accuracy"]["last"], by_hand_mirror), "{by_hand_mirror} {:?}", mirror.summary);
+}
+
+/// Test accuracy of the backbone saved in `dir`, of the plain images and of each image averaged with its mirror.
+fn accuracies_by_hand(text: &str, dir: &Path) -> (f64, f64) {
+    let registry = Registry::with_static().unwrap();
+    let cfg = experiment::load_str(text, Path::new("x.yaml"), &[], &registry).unwrap().remove(0);
+    let data = relab_core::data::load(&cfg.experiment.dataset).unwrap();
+    let device = relab_core::burn::tensor::Device::flex();
+    let (model, _) = relab_core::nn::load_backbone(dir, &device).unwrap();
+    let mut mirrored = data.test.clone();
+    let w = mirrored.width;
+    for row in mirrored.pixels.chunks_exact_mut(w) {
+        row.reverse();
+    }
+    let softmax_rows = |set| {
+        let logits = relab_core::train::extract_with(&model, set, &data.mean, &data.std, 300, &device, |m, x| {
+            m.forward(x).logits
+        })
+        .unwrap();
+        logits
+            .values
+            .chunks_exact(10)
+            .map(|row| {
+                let top = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let e: Vec<f64> = row.iter().map(|&v| f64::from(v - top).exp()).collect();
+                let z: f64 = e.iter().sum();
+                e.into_iter().map(|v| v / z).collect::<Vec<f64>>()
+            })
+            .collect::<Vec<_>>()
+    };
+    let (a, b) = (softmax_rows(&data.test), softmax_rows(&mirrored));
+    let truth = data.test.labels.as_deref().unwrap();
+    let argmax = |row: Vec<f64>| (0..10).max_by(|&i, &j| row[i].total_cmp(&row[j])).unwrap() as u32;
+    let acc = |pred: Vec<u32>| pred.iter().zip(truth).filter(|(p, t)| p == t).count() as f64 / truth.len() as f64;
+    let plain = acc(a.iter().map(|r| argmax(r.clone())).collect());
+    let both =
+        acc(a.iter().zip(&b).map(|(x, y)| argmax(x.iter().zip(y).map(|(p, q)| (p + q) / 2.0).collect())).collect());
+    (plain, both)
+}
+
 /// The seeds propagated, as the stage's diffusion (k = 20) does, over the pooled features of the network the run
 /// saved, with the seeds and the training labels. After a last epoch that propagated again, every unlabelled
 /// image's pseudo-label must come from this.

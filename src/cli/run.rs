@@ -66,6 +66,14 @@ fn headline(dir: &std::path::Path, summary: &serde_json::Map<String, Value>) -> 
         let parts: Vec<String> = acc.iter().filter_map(|(k, v)| pct(v).map(|p| format!("{k} {p}"))).collect();
         lines.push(format!("test_accuracy: {}", parts.join(", ")));
     }
+    // A learner evaluating on more views than the plain image also reports the plain figures.
+    let plain: Vec<String> = [("last", "plain_test_accuracy_last"), ("swa", "plain_test_accuracy_swa")]
+        .iter()
+        .filter_map(|(name, key)| summary.get(*key).and_then(pct).map(|p| format!("{name} {p}")))
+        .collect();
+    if !plain.is_empty() {
+        lines.push(format!("plain test views: {}", plain.join(", ")));
+    }
     if let Some(Value::Object(seconds)) = summary.get("seconds") {
         let total: f64 = seconds.values().filter_map(Value::as_f64).sum();
         let stages: Vec<String> =
@@ -73,4 +81,33 @@ fn headline(dir: &std::path::Path, summary: &serde_json::Map<String, Value>) -> 
         lines.push(format!("stage time: {:.1} min ({})", total / 60.0, stages.join(", ")));
     }
     lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headline_shows_the_plain_figures_beside_those_of_other_test_views() {
+        let summary = serde_json::json!({
+            "propagation_accuracy": 0.78,
+            "test_accuracy": { "last": 0.8, "swa": 0.79 },
+            "plain_test_accuracy_last": 0.795,
+            "plain_test_accuracy_swa": 0.7875,
+        });
+        let text = headline(std::path::Path::new("runs/x"), summary.as_object().unwrap());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "run folder: runs/x",
+                "propagation_accuracy: 78.00%",
+                "test_accuracy: last 80.00%, swa 79.00%",
+                "plain test views: last 79.50%, swa 78.75%",
+            ]
+        );
+        let plain_only = serde_json::json!({ "test_accuracy": { "last": 0.8 } });
+        let text = headline(std::path::Path::new("runs/x"), plain_only.as_object().unwrap());
+        assert!(!text.contains("plain test views"), "{text}");
+    }
 }

@@ -11,6 +11,7 @@
 //! * [`ema`], [`swa`] — weight averages, and the batch-norm statistics recompute for SWA.
 //! * [`metrics`], [`knn`] — accuracy, confusion matrix, the weighted kNN monitor.
 //! * [`extract`] — features of an image set through any encoder in evaluation mode.
+//! * [`predict`] — class probabilities of an image set, optionally averaged with the mirror images'.
 //! * [`checkpoint`] — model weights and optimiser state for bit-identical resume.
 //! * [`guard`] — the per-step non-finite loss check.
 //! * [`init_weights`] — a learner's starting weights: fresh, the pretrain encoder's, or a saved backbone's.
@@ -25,6 +26,7 @@ pub mod losses;
 pub mod metrics;
 pub mod mixup;
 pub mod optim;
+pub mod predict;
 pub mod schedule;
 pub mod sgd;
 pub mod swa;
@@ -40,6 +42,7 @@ pub use losses::{cross_entropy, n_pairs_loss, soft_cross_entropy};
 pub use metrics::{ConfusionMatrix, accuracy};
 pub use mixup::Mix;
 pub use optim::{AdamSettings, EpsilonStyle, Optimiser, OptimiserSettings, Scheduled, SgdSettings};
+pub use predict::{Views, class_probabilities, views_accuracy};
 pub use schedule::LrSchedule;
 pub use swa::{BnRecompute, Swa, recompute_bn_stats};
 pub use walk::leaf_bytes;

@@ -2,7 +2,7 @@ use relab_core::data::augment::{Augment, ColorJitter, Flip, PadMode, Pipeline, R
 use relab_core::nn::BackboneKind;
 use relab_core::registry::{ParamError, PluginParams};
 use relab_core::train::schedule::LrSchedule;
-use relab_core::train::{Init, SgdSettings};
+use relab_core::train::{Init, SgdSettings, Views};
 use serde::{Deserialize, Serialize};
 
 /// Defaults are ReLaB's Pseudo-Labeling runs (`relab-method.md` §5, §7.2): WRN-28-2; a 200-epoch warm-up on the
@@ -58,6 +58,9 @@ pub struct PseudoLabelParams {
     /// Evaluate on the test split every this many epochs of each run (and after its last epoch).
     pub eval_every: usize,
     pub eval_batch_size: usize,
+    /// The views of each test image the evaluations average: `plain` (the method) or `mirror` (the image and its
+    /// horizontal mirror; the plain figures of the last and SWA models are then also in the summary).
+    pub test_views: Views,
 }
 
 /// Run 1: supervised training on the labelled set alone, with mixup and without the regularisers.
@@ -150,6 +153,7 @@ impl Default for PseudoLabelParams {
             augment: jitter(),
             eval_every: 1,
             eval_batch_size: 500,
+            test_views: Views::Plain,
         }
     }
 }
@@ -197,6 +201,7 @@ impl PluginParams for PseudoLabelParams {
             ("augment", "training augmentation of both runs (default: the original's jitter)"),
             ("eval_every", "epochs between test evaluations"),
             ("eval_batch_size", "images per batch when evaluating or predicting pseudo-labels"),
+            ("test_views", "plain | mirror: test predictions of the image, or averaged with its mirror image's"),
         ]
     }
 }

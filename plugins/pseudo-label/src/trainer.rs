@@ -12,8 +12,8 @@ use relab_core::nn::seeded::to_overwrite;
 use relab_core::nn::{Backbone, BackboneConfig, save_backbone};
 use relab_core::registry::{ParamError, PluginInfo};
 use relab_core::train::guard::scalar;
-use relab_core::train::metrics::{accuracy, argmax_rows};
-use relab_core::train::{Mix, Optimiser, Swa, extract_with, finite_loss, initial_weights, recompute_bn_stats};
+use relab_core::train::views_accuracy;
+use relab_core::train::{Mix, Optimiser, Swa, Views, extract_with, finite_loss, initial_weights, recompute_bn_stats};
 use relab_core::train::{load_module, load_optimiser, save_module, save_optimiser};
 use relab_core::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -529,12 +529,26 @@ impl Run<'_> {
     }
 
     fn evaluate(&self, set: &ImageSet, model: &Backbone) -> Result<Option<f64>> {
-        let Some(truth) = set.labels.as_deref() else { return Ok(None) };
+        self.evaluate_views(set, model, self.p.test_views)
+    }
+
+    fn evaluate_views(&self, set: &ImageSet, model: &Backbone, views: Views) -> Result<Option<f64>> {
         let d = self.data;
-        let logits = extract_with(model, set, &d.mean, &d.std, self.p.eval_batch_size, &self.device, |m, x| {
+        views_accuracy(model, set, &d.mean, &d.std, self.p.eval_batch_size, &self.device, views, |m, x| {
             m.forward(x).logits
-        })?;
-        Ok(Some(accuracy(&argmax_rows(&logits.values, d.num_classes), truth)))
+        })
+    }
+
+    /// With test views other than plain, the summary also keeps the plain figure of `model`, so the two can be
+    /// compared on the same weights.
+    fn summarise_plain(&self, ctx: &mut StageContext, key: &str, model: &Backbone) -> Result<()> {
+        if self.p.test_views != Views::Plain
+            && let Some(acc) = self.evaluate_views(&self.data.test, model, Views::Plain)?
+        {
+            tracing::info!("{key}: {:.2} % with plain test views", 100.0 * acc);
+            ctx.set_summary(key, acc);
+        }
+        Ok(())
     }
 
     fn checkpoint(&self, ctx: &mut StageContext) -> Result<()> {
@@ -564,6 +578,9 @@ impl Run<'_> {
             ctx.set_summary("warmup_test_accuracy", last);
         }
         let mut test_accuracy = TestAccuracy::from_history(&self.progress.history);
+        if !self.progress.history.is_empty() {
+            self.summarise_plain(ctx, "plain_test_accuracy_last", &self.model)?;
+        }
         if self.swa.count() > 0 {
             let start = Instant::now();
             let model = self.swa.write_into(self.model.clone());
@@ -589,6 +606,7 @@ impl Run<'_> {
             );
             save_backbone(&model.valid(), &self.config, &ctx.dir().join(SWA))?;
             test_accuracy.swa = self.evaluate(&self.data.test, &model)?;
+            self.summarise_plain(ctx, "plain_test_accuracy_swa", &model)?;
         }
         Ok(Classifier { test_accuracy: (!self.progress.history.is_empty()).then_some(test_accuracy) })
     }

@@ -2,7 +2,7 @@ use relab_core::data::augment::{PadMode, Pipeline};
 use relab_core::nn::BackboneKind;
 use relab_core::registry::PluginParams;
 use relab_core::train::schedule::LrSchedule;
-use relab_core::train::{Init, SgdSettings};
+use relab_core::train::{Init, SgdSettings, Views};
 use serde::{Deserialize, Serialize};
 
 /// Defaults are the Pseudo-Labeling warm-up's (`relab-method.md` §5.1: WRN-28-2, 200 epochs, SGD 0.1 with
@@ -24,6 +24,8 @@ pub struct SupervisedParams {
     /// Evaluate on the test split every this many epochs (and after the last).
     pub eval_every: usize,
     pub eval_batch_size: usize,
+    /// The views of each test image the evaluations average: `plain` or `mirror` (with its horizontal mirror).
+    pub test_views: Views,
 }
 
 impl Default for SupervisedParams {
@@ -39,6 +41,7 @@ impl Default for SupervisedParams {
             augment: Pipeline::crop_flip(4, PadMode::Zero),
             eval_every: 1,
             eval_batch_size: 500,
+            test_views: Views::Plain,
         }
     }
 }
@@ -56,6 +59,7 @@ impl PluginParams for SupervisedParams {
             ("augment", "training augmentations, e.g. [{crop: {padding: 4}}, flip]"),
             ("eval_every", "epochs between test evaluations"),
             ("eval_batch_size", "images per batch when evaluating"),
+            ("test_views", "plain | mirror: test predictions of the image, or averaged with its mirror image's"),
         ]
     }
 }

@@ -10,8 +10,7 @@ use relab_core::data::{Dataset, LoaderConfig, for_each_batch};
 use relab_core::nn::{Backbone, BackboneConfig, save_backbone};
 use relab_core::registry::{ParamError, PluginInfo};
 use relab_core::train::load_optimiser;
-use relab_core::train::metrics::{accuracy, argmax_rows};
-use relab_core::train::{Optimiser, cross_entropy, extract_with, finite_loss, initial_weights, load_module};
+use relab_core::train::{Optimiser, cross_entropy, finite_loss, initial_weights, load_module, views_accuracy};
 use relab_core::train::{losses::labels_tensor, save_module, save_optimiser};
 use relab_core::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -89,7 +88,6 @@ impl SemiSupervisedLearner for Supervised {
         }
         let label_of: HashMap<usize, u32> =
             labeled.indices.iter().copied().zip(labeled.labels.iter().copied()).collect();
-        let truth = data.test.labels.as_deref();
         let bar = ctx.progress(p.epochs as u64, "epochs");
         bar.set_position(progress.epoch as u64);
         while progress.epoch < p.epochs {
@@ -116,12 +114,13 @@ impl SemiSupervisedLearner for Supervised {
                 Ok(())
             })?;
             let mut record = serde_json::json!({ "epoch": epoch, "loss": loss_sum / batches.max(1) as f64, "lr": lr });
-            if let Some(truth) = truth.filter(|_| epoch.is_multiple_of(p.eval_every) || epoch == p.epochs) {
-                let logits =
-                    extract_with(&model, &data.test, &data.mean, &data.std, p.eval_batch_size, &device, |m, x| {
+            let (set, batch) = (&data.test, p.eval_batch_size);
+            if (epoch.is_multiple_of(p.eval_every) || epoch == p.epochs)
+                && let Some(acc) =
+                    views_accuracy(&model, set, &data.mean, &data.std, batch, &device, p.test_views, |m, x| {
                         m.forward(x).logits
-                    })?;
-                let acc = accuracy(&argmax_rows(&logits.values, data.num_classes), truth);
+                    })?
+            {
                 progress.history.push(acc);
                 record["test_accuracy"] = acc.into();
             }
