@@ -42,7 +42,7 @@ pub use losses::{cross_entropy, n_pairs_loss, soft_cross_entropy};
 pub use metrics::{ConfusionMatrix, accuracy};
 pub use mixup::Mix;
 pub use optim::{AdamSettings, EpsilonStyle, Optimiser, OptimiserSettings, Scheduled, SgdSettings};
-pub use predict::{Views, class_probabilities, views_accuracy};
+pub use predict::{EvalInput, Views, class_probabilities, views_accuracy};
 pub use schedule::LrSchedule;
 pub use swa::{BnRecompute, Swa, recompute_bn_stats};
 pub use walk::leaf_bytes;

@@ -23,23 +23,24 @@ pub enum Views {
     Mirror,
 }
 
-/// `n × C` softmax probabilities of `logits(model, x)` over every image of `set` (normalised with `mean`/`std`, no
-/// augmentation, `model` in evaluation mode), rows in set order.
-#[allow(clippy::too_many_arguments)]
-pub fn class_probabilities<M, F>(
-    model: &M,
-    set: &ImageSet,
-    mean: &[f32],
-    std: &[f32],
-    batch_size: usize,
-    device: &Device,
-    views: Views,
-    logits: F,
-) -> Result<Features>
+/// The images a prediction runs over, how they are normalised (`mean`/`std` per channel) and batched, and where.
+#[derive(Clone, Copy)]
+pub struct EvalInput<'a> {
+    pub set: &'a ImageSet,
+    pub mean: &'a [f32],
+    pub std: &'a [f32],
+    pub batch_size: usize,
+    pub device: &'a Device,
+}
+
+/// `n × C` softmax probabilities of `logits(model, x)` over every image of `input.set` (no augmentation, `model` in
+/// evaluation mode), rows in set order.
+pub fn class_probabilities<M, F>(model: &M, input: EvalInput, views: Views, logits: F) -> Result<Features>
 where
     M: Module,
     F: Fn(&M, Tensor<4>) -> Tensor<2>,
 {
+    let EvalInput { set, mean, std, batch_size, device } = input;
     extract_with(model, set, mean, std, batch_size, device, |m, x| match views {
         Views::Plain => softmax(logits(m, x), 1),
         Views::Mirror => {
@@ -49,24 +50,15 @@ where
     })
 }
 
-/// Test accuracy of `logits(model, ·)` over a labelled `set` with the given views; `None` for a set without labels.
-#[allow(clippy::too_many_arguments)]
-pub fn views_accuracy<M, F>(
-    model: &M,
-    set: &ImageSet,
-    mean: &[f32],
-    std: &[f32],
-    batch_size: usize,
-    device: &Device,
-    views: Views,
-    logits: F,
-) -> Result<Option<f64>>
+/// Test accuracy of `logits(model, ·)` over a labelled `input.set` with the given views; `None` for a set without
+/// labels.
+pub fn views_accuracy<M, F>(model: &M, input: EvalInput, views: Views, logits: F) -> Result<Option<f64>>
 where
     M: Module,
     F: Fn(&M, Tensor<4>) -> Tensor<2>,
 {
-    let Some(truth) = set.labels.as_deref() else { return Ok(None) };
-    let probs = class_probabilities(model, set, mean, std, batch_size, device, views, logits)?;
+    let Some(truth) = input.set.labels.as_deref() else { return Ok(None) };
+    let probs = class_probabilities(model, input, views, logits)?;
     Ok(Some(accuracy(&argmax_rows(&probs.values, probs.dim), truth)))
 }
 
@@ -93,10 +85,10 @@ mod tests {
     fn plain_and_mirrored_probabilities_match_hand_computation() {
         let device = Device::flex();
         let model = burn::nn::Identity::new();
-        let plain =
-            class_probabilities(&model, &set(), &[0.0], &[1.0], 2, &device, Views::Plain, pixels_as_logits).unwrap();
-        let mirror =
-            class_probabilities(&model, &set(), &[0.0], &[1.0], 2, &device, Views::Mirror, pixels_as_logits).unwrap();
+        let set = set();
+        let input = EvalInput { set: &set, mean: &[0.0], std: &[1.0], batch_size: 2, device: &device };
+        let plain = class_probabilities(&model, input, Views::Plain, pixels_as_logits).unwrap();
+        let mirror = class_probabilities(&model, input, Views::Mirror, pixels_as_logits).unwrap();
         let a = softmax3([1.0, 0.0, 0.0]);
         let b = softmax3([0.0, 0.0, 1.0]);
         // Image 0 is [1, 0, 0], its mirror [0, 0, 1]; image 1 is image 0's mirror, so both average to the same.

@@ -12,7 +12,7 @@ use relab_core::nn::seeded::to_overwrite;
 use relab_core::nn::{Backbone, BackboneConfig, save_backbone};
 use relab_core::registry::{ParamError, PluginInfo};
 use relab_core::train::guard::scalar;
-use relab_core::train::views_accuracy;
+use relab_core::train::{EvalInput, views_accuracy};
 use relab_core::train::{Mix, Optimiser, Swa, Views, extract_with, finite_loss, initial_weights, recompute_bn_stats};
 use relab_core::train::{load_module, load_optimiser, save_module, save_optimiser};
 use relab_core::{Error, Result};
@@ -534,9 +534,9 @@ impl Run<'_> {
 
     fn evaluate_views(&self, set: &ImageSet, model: &Backbone, views: Views) -> Result<Option<f64>> {
         let d = self.data;
-        views_accuracy(model, set, &d.mean, &d.std, self.p.eval_batch_size, &self.device, views, |m, x| {
-            m.forward(x).logits
-        })
+        let input =
+            EvalInput { set, mean: &d.mean, std: &d.std, batch_size: self.p.eval_batch_size, device: &self.device };
+        views_accuracy(model, input, views, |m, x| m.forward(x).logits)
     }
 
     /// With test views other than plain, the summary also keeps the plain figure of `model`, so the two can be

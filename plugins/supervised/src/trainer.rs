@@ -10,7 +10,9 @@ use relab_core::data::{Dataset, LoaderConfig, for_each_batch};
 use relab_core::nn::{Backbone, BackboneConfig, save_backbone};
 use relab_core::registry::{ParamError, PluginInfo};
 use relab_core::train::load_optimiser;
-use relab_core::train::{Optimiser, cross_entropy, finite_loss, initial_weights, load_module, views_accuracy};
+use relab_core::train::{
+    EvalInput, Optimiser, cross_entropy, finite_loss, initial_weights, load_module, views_accuracy,
+};
 use relab_core::train::{losses::labels_tensor, save_module, save_optimiser};
 use relab_core::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -114,12 +116,15 @@ impl SemiSupervisedLearner for Supervised {
                 Ok(())
             })?;
             let mut record = serde_json::json!({ "epoch": epoch, "loss": loss_sum / batches.max(1) as f64, "lr": lr });
-            let (set, batch) = (&data.test, p.eval_batch_size);
+            let test = EvalInput {
+                set: &data.test,
+                mean: &data.mean,
+                std: &data.std,
+                batch_size: p.eval_batch_size,
+                device: &device,
+            };
             if (epoch.is_multiple_of(p.eval_every) || epoch == p.epochs)
-                && let Some(acc) =
-                    views_accuracy(&model, set, &data.mean, &data.std, batch, &device, p.test_views, |m, x| {
-                        m.forward(x).logits
-                    })?
+                && let Some(acc) = views_accuracy(&model, test, p.test_views, |m, x| m.forward(x).logits)?
             {
                 progress.history.push(acc);
                 record["test_accuracy"] = acc.into();
