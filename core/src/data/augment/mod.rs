@@ -7,6 +7,7 @@
 mod center_crop;
 mod color_jitter;
 mod crop;
+mod cutout;
 mod flip;
 mod grayscale;
 mod image;
@@ -17,6 +18,7 @@ mod resized_crop;
 pub use center_crop::CenterCrop;
 pub use color_jitter::{ColorJitter, brightness, contrast, hue, saturation};
 pub use crop::{PadMode, RandomCrop};
+pub use cutout::Cutout;
 pub use flip::{Flip, flip};
 pub use grayscale::{LUMA, RandomGrayscale, grayscale, luma};
 pub use image::Image;

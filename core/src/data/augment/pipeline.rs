@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::center_crop::CenterCrop;
 use super::color_jitter::ColorJitter;
 use super::crop::{PadMode, RandomCrop};
+use super::cutout::Cutout;
 use super::flip::Flip;
 use super::grayscale::RandomGrayscale;
 use super::image::Image;
@@ -36,11 +37,12 @@ pub enum Augment {
     Grayscale(RandomGrayscale),
     CenterCrop(CenterCrop),
     Resize(Resize),
+    Cutout(Cutout),
 }
 
 /// The names an item may use.
 pub const AUGMENT_NAMES: &[&str] =
-    &["crop", "flip", "resized_crop", "color_jitter", "grayscale", "center_crop", "resize"];
+    &["crop", "flip", "resized_crop", "color_jitter", "grayscale", "center_crop", "resize", "cutout"];
 
 impl Augment {
     pub fn name(&self) -> &'static str {
@@ -52,6 +54,7 @@ impl Augment {
             Augment::Grayscale(_) => "grayscale",
             Augment::CenterCrop(_) => "center_crop",
             Augment::Resize(_) => "resize",
+            Augment::Cutout(_) => "cutout",
         }
     }
 
@@ -64,6 +67,7 @@ impl Augment {
             Augment::Grayscale(op) => op.apply(img, rng),
             Augment::CenterCrop(op) => op.apply(img),
             Augment::Resize(op) => op.apply(img),
+            Augment::Cutout(op) => op.apply(img, rng),
         }
     }
 
@@ -74,7 +78,7 @@ impl Augment {
             Augment::ResizedCrop(op) => Ok(op.output_size(h, w)),
             Augment::CenterCrop(op) => Ok((op.size, op.size)),
             Augment::Resize(op) => Ok(op.output_size(h, w)),
-            Augment::Flip(_) | Augment::ColorJitter(_) | Augment::Grayscale(_) => Ok((h, w)),
+            Augment::Flip(_) | Augment::ColorJitter(_) | Augment::Grayscale(_) | Augment::Cutout(_) => Ok((h, w)),
         }
     }
 
@@ -88,6 +92,7 @@ impl Augment {
             Augment::Grayscale(op) => op.validate(),
             Augment::CenterCrop(op) => op.validate(),
             Augment::Resize(op) => op.validate(),
+            Augment::Cutout(op) => op.validate(),
         }
     }
 }
@@ -143,6 +148,7 @@ impl Serialize for Augment {
             Augment::Grayscale(p) => map.serialize_entry("grayscale", p)?,
             Augment::CenterCrop(p) => map.serialize_entry("center_crop", p)?,
             Augment::Resize(p) => map.serialize_entry("resize", p)?,
+            Augment::Cutout(p) => map.serialize_entry("cutout", p)?,
         }
         map.end()
     }
@@ -174,6 +180,7 @@ impl<'de> Visitor<'de> for AugmentVisitor {
             "resized_crop" => Augment::ResizedCrop(RandomResizedCrop::default()),
             "color_jitter" => Augment::ColorJitter(ColorJitter::default()),
             "grayscale" => Augment::Grayscale(RandomGrayscale::default()),
+            "cutout" => Augment::Cutout(Cutout::default()),
             "center_crop" | "resize" => {
                 return Err(E::custom(format!("`{name}` needs a size: write `{name}: {{size: 32}}`")));
             }
@@ -197,6 +204,7 @@ impl<'de> Visitor<'de> for AugmentVisitor {
             "grayscale" => Augment::Grayscale(or_default(map.next_value()?)),
             "center_crop" => Augment::CenterCrop(map.next_value()?),
             "resize" => Augment::Resize(map.next_value()?),
+            "cutout" => Augment::Cutout(or_default(map.next_value()?)),
             other => return Err(de::Error::unknown_variant(other, AUGMENT_NAMES)),
         };
         if let Some(extra) = map.next_key::<String>()? {
@@ -220,7 +228,7 @@ mod tests {
 
     #[test]
     fn names_and_maps_parse_with_defaults() {
-        let p = parse("[ {crop: {padding: 4, mode: reflect}}, flip, {color_jitter: {hue: 0.2}}, {grayscale: }, {center_crop: {size: 8}} ]").unwrap();
+        let p = parse("[ {crop: {padding: 4, mode: reflect}}, flip, {color_jitter: {hue: 0.2}}, {grayscale: }, {center_crop: {size: 8}}, {cutout: {size: 4}}, cutout ]").unwrap();
         assert_eq!(
             p.0,
             vec![
@@ -229,6 +237,8 @@ mod tests {
                 Augment::ColorJitter(ColorJitter { hue: 0.2, ..Default::default() }),
                 Augment::Grayscale(RandomGrayscale { p: 0.2 }),
                 Augment::CenterCrop(CenterCrop { size: 8 }),
+                Augment::Cutout(Cutout { size: 4, p: 1.0, value: 0.0 }),
+                Augment::Cutout(Cutout::default()),
             ]
         );
         let block = "- resized_crop: {size: 32}\n- flip: {p: 0.3}\n- color_jitter\n";
@@ -259,6 +269,8 @@ mod tests {
         assert!(e.contains("needs a size"), "{e}");
         let e = parse("[{crop: {}, flip: {}}]").unwrap_err();
         assert!(e.contains("one augmentation per list item"), "{e}");
+        let e = parse("[{cutout: {size: 0}}]").unwrap_err();
+        assert!(e.contains("cutout: size"), "{e}");
         let e = parse("[{crop: {mode: wrap}}]").unwrap_err();
         assert!(e.contains("wrap"), "{e}");
     }
