@@ -1,6 +1,6 @@
 //! Cutout (DeVries & Taylor, 2017): a `size × size` square, centred on a uniformly drawn pixel and clipped at the
-//! borders, set to `value` in every channel. A regulariser for learners trained on noisy labels: the network
-//! cannot lean on one part of the image.
+//! borders, set to `value` in every channel. A regulariser: the network cannot lean on any one part of the
+//! image.
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -38,7 +38,8 @@ impl Cutout {
     }
 
     /// `img` with the square centred on (`cy`, `cx`) erased: rows and columns `centre - size/2 ..
-    /// centre - size/2 + size`, clipped to the image (torch's cutout uses the same window).
+    /// centre - size/2 + size`, clipped to the image. For even sizes this is the paper's code's window; for odd
+    /// ones that code erases one row and column fewer (`centre ± size/2`), this erases `size`, as asked.
     pub fn erase_at(&self, mut img: Image, cy: usize, cx: usize) -> Image {
         let half = self.size / 2;
         let window = |centre: usize, n: usize| centre.saturating_sub(half)..(centre + self.size - half).min(n);
