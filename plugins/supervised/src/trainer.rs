@@ -92,6 +92,13 @@ impl SemiSupervisedLearner for Supervised {
             labeled.indices.iter().copied().zip(labeled.labels.iter().copied()).collect();
         let bar = ctx.progress(p.epochs as u64, "epochs");
         bar.set_position(progress.epoch as u64);
+        let test = EvalInput {
+            set: &data.test,
+            mean: &data.mean,
+            std: &data.std,
+            batch_size: p.eval_batch_size,
+            device: &device,
+        };
         while progress.epoch < p.epochs {
             let epoch = progress.epoch + 1;
             let order = self.epoch_order(ctx, labeled);
@@ -116,13 +123,6 @@ impl SemiSupervisedLearner for Supervised {
                 Ok(())
             })?;
             let mut record = serde_json::json!({ "epoch": epoch, "loss": loss_sum / batches.max(1) as f64, "lr": lr });
-            let test = EvalInput {
-                set: &data.test,
-                mean: &data.mean,
-                std: &data.std,
-                batch_size: p.eval_batch_size,
-                device: &device,
-            };
             if (epoch.is_multiple_of(p.eval_every) || epoch == p.epochs)
                 && let Some(acc) = views_accuracy(&model, test, p.test_views, |m, x| m.forward(x).logits)?
             {
