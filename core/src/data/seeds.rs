@@ -1,5 +1,5 @@
 //! The few labelled samples the method starts from: a balanced random draw, a file of indices, or for CIFAR-10
-//! with one label per class the original's "representative" buckets (relab-method.md §8.4).
+//! with one label per class the original's "representative" buckets (docs/method.md §8.4).
 
 use std::path::Path;
 
@@ -64,7 +64,7 @@ pub fn pick_seeds(dataset: &Dataset, cfg: &DatasetConfig, seed: u64) -> Result<L
 }
 
 /// `spc` samples of every class: the first of each class met along a seeded permutation of all indices (the
-/// original's rule, with relab's generator: draws differ from PyTorch's `randperm`, see relab-method.md §8.4).
+/// original's rule, with relab's generator: draws differ from PyTorch's `randperm`, see docs/method.md §8.4).
 pub fn balanced(truth: &[u32], num_classes: usize, spc: usize, seed: u64) -> std::result::Result<Vec<usize>, String> {
     let mut perm: Vec<usize> = (0..truth.len()).collect();
     perm.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));

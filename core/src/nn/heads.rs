@@ -1,4 +1,4 @@
-//! Heads on top of a backbone's pooled feature: the iMix projection head (`relab-method.md` §2.3) and the 4-way
+//! Heads on top of a backbone's pooled feature: the iMix projection head (`docs/method.md` §2.3) and the 4-way
 //! rotation head of RotNet / ReMixMatch (§5.1, §6.2).
 use burn::module::Module;
 use burn::nn::{BatchNorm, Linear, LinearConfig};

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case")]
 pub enum ConvInit {
     /// PyTorch's default `kaiming_uniform_(a = √5)`, U(−1/√fan_in, 1/√fan_in): what the CIFAR ResNets of iMix/ReLaB
-    /// use (`relab-method.md` §2.3, "Weight init is PyTorch's default").
+    /// use (`docs/method.md` §2.3, "Weight init is PyTorch's default").
     PytorchDefault,
     /// `kaiming_normal_(mode = "fan_out", nonlinearity = "relu")`, N(0, 2/fan_out): WRN-28-2 (§5.3) and torchvision's
     /// ImageNet ResNets.

@@ -1,4 +1,4 @@
-//! Backbones and heads of the method (`relab-method.md` §2.3, §2.5, §5.3).
+//! Backbones and heads of the method (`docs/method.md` §2.3, §2.5, §5.3).
 //!
 //! * [`wrn`]: WRN-28-2 (pre-activation, LeakyReLU 0.1), the network of Pseudo-Labeling and sample selection.
 //! * [`resnet`]: CIFAR-style ResNet-18/50 (iMix features) and torchvision's ImageNet ResNet-50 (transfer).

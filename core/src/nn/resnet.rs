@@ -1,4 +1,4 @@
-//! Post-activation ResNets (He et al. 2016): the CIFAR-style ResNet-18/50 of iMix and ReLaB (`relab-method.md` §2.3;
+//! Post-activation ResNets (He et al. 2016): the CIFAR-style ResNet-18/50 of iMix and ReLaB (`docs/method.md` §2.3;
 //! `ReLaB/nets/resnet.py`) and torchvision's ImageNet ResNet-50 for transfer from ImageNet weights (§2.5).
 //!
 //! * CIFAR stem: conv 3×3, stride 1, pad 1, `in_channels`→64, no bias; BN; ReLU; **no** max-pool. Weight init is

@@ -1,4 +1,4 @@
-//! WRN-28-2 as ReLaB uses it for Pseudo-Labeling and reliable-sample selection (`relab-method.md` §5.3;
+//! WRN-28-2 as ReLaB uses it for Pseudo-Labeling and reliable-sample selection (`docs/method.md` §5.3;
 //! `ReLaB/nets/wideresnet.py`, the network of the MixMatch/ReMixMatch papers, 1.47M parameters).
 //!
 //! * Stem: conv 3×3, `in_channels`→16, no bias. Widths 16, 16k, 32k, 64k (16, 32, 64, 128 for k = 2).

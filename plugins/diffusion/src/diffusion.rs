@@ -1,4 +1,4 @@
-//! The `diffusion` propagator (`relab-method.md` §3): label propagation by diffusion over the kNN graph of the
+//! The `diffusion` propagator (`docs/method.md` §3): label propagation by diffusion over the kNN graph of the
 //! whitened features, after Iscen et al., with the released ReLaB code's defaults.
 
 use std::time::Instant;

@@ -1,5 +1,5 @@
 //! The diffusion graph: kNN edges weighted, symmetrised (`W + Wᵀ`, weights of mutual edges add up), without
-//! self-loops, then normalised symmetrically, `D^-1/2 W D^-1/2` with D the degrees (`relab-method.md` §3).
+//! self-loops, then normalised symmetrically, `D^-1/2 W D^-1/2` with D the degrees (`docs/method.md` §3).
 
 use rayon::prelude::*;
 use relab_core::linalg::Neighbours;

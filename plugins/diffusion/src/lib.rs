@@ -1,4 +1,4 @@
-//! Propagators of the ReLaB method (`relab-method.md` §3).
+//! Propagators of the ReLaB method (`docs/method.md` §3).
 //!
 //! `diffusion` is the method's propagation: L2-normalise, PCA-whiten, L2-normalise, exact kNN graph, symmetric
 //! normalisation and one conjugate-gradient solve per class (all classes together). `nearest-seed` is the

@@ -1,5 +1,5 @@
 //! The `imagenet` SSL method: instead of self-supervised training, phase 1 takes torchvision's supervised ImageNet
-//! ResNet-50 (`relab-method.md` §2.5, the pre-cleanup ReLaB's `--load imagenet`). Nothing is trained: the state dict
+//! ResNet-50 (`docs/method.md` §2.5, the pre-cleanup ReLaB's `--load imagenet`). Nothing is trained: the state dict
 //! is read from a `.pth` or `.safetensors` file, its torchvision key names mapped onto relab's ResNet-50, and the
 //! encoder's features are the pooled 2048-d vector of images upsampled (bilinear) to `size` × `size`, repeated to
 //! three channels when grey, and normalised with the dataset's statistics (as the original did) or ImageNet's.

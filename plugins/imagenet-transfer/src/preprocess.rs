@@ -133,7 +133,7 @@ mod tests {
         assert_eq!((p.size, p.mean, p.std), (64, [0.286; 3], [0.353; 3]));
         let p = Preprocess::for_dataset(224, Normalise::Imagenet, &grey).unwrap();
         assert_eq!((p.mean, p.std), (IMAGENET_MEAN, IMAGENET_STD));
-        // CIFAR-10's (relab-method.md §8.3), what the original used.
+        // CIFAR-10's (docs/method.md §8.3), what the original used.
         let cifar = dataset(vec![0.4914, 0.4822, 0.4465], vec![0.2023, 0.1994, 0.2010]);
         let p = Preprocess::for_dataset(224, Normalise::Dataset, &cifar).unwrap();
         assert_eq!((p.mean, p.std), ([0.4914, 0.4822, 0.4465], [0.2023, 0.1994, 0.2010]));

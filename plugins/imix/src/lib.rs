@@ -1,4 +1,4 @@
-//! The `imix` SSL method (ReLaB phase 1, `relab-method.md` §2): iMix / N-pairs contrastive pretraining.
+//! The `imix` SSL method (ReLaB phase 1, `docs/method.md` §2): iMix / N-pairs contrastive pretraining.
 //!
 //! Every step takes a batch of images, makes two independently augmented views of each ([`views`]), mixes the
 //! first views with one λ ~ Beta(1, 1), λ ← max(λ, 1−λ), and one permutation π, embeds both with the backbone and

@@ -1,4 +1,4 @@
-//! The original's `--freeze` (`relab-method.md` §5.1): `requires_grad = False` on every child module of the network
+//! The original's `--freeze` (`docs/method.md` §5.1): `requires_grad = False` on every child module of the network
 //! but the last three — for its WRN `[init_conv, unit1, unit2, unit3, unit4, linear]` that is `init_conv`, `unit1`
 //! and `unit2`. Only gradients stop: the model stays in training mode, so the frozen blocks' batch norms still
 //! normalise with batch statistics and update their running statistics, as in PyTorch. That is burn's

@@ -1,5 +1,5 @@
 //! Image tensors the trainer needs beside the loader's augmented batches: the un-augmented `x⁰` of a batch (the
-//! source of its pseudo-labels, `relab-method.md` §5.2 item 7) and softmax predictions read back as rows.
+//! source of its pseudo-labels, `docs/method.md` §5.2 item 7) and softmax predictions read back as rows.
 use relab_core::burn::tensor::activation::softmax;
 use relab_core::burn::tensor::{Device, Tensor, TensorData};
 use relab_core::data::augment::Image;

@@ -1,4 +1,4 @@
-//! The `pseudo-label` learner: Pseudo-Labeling (Arazo et al. 2019) as ReLaB runs it (`relab-method.md` §5).
+//! The `pseudo-label` learner: Pseudo-Labeling (Arazo et al. 2019) as ReLaB runs it (`docs/method.md` §5).
 //!
 //! Run 1, the warm-up, trains on the labelled set alone with mixup. Run 2 trains on every training image with
 //! batches of labelled and unlabelled images ([`sampler`]): mixup of the images and of their soft targets (one-hot

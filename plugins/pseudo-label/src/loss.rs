@@ -1,4 +1,4 @@
-//! The loss of one step (`relab-method.md` §5.2 item 5): mixup soft cross-entropy on the mixed targets, plus in the
+//! The loss of one step (`docs/method.md` §5.2 item 5): mixup soft cross-entropy on the mixed targets, plus in the
 //! semi-supervised run `prior_weight·L_p + entropy_weight·L_e`, both computed on the predictions for the mixed
 //! images. The pieces are core's; this puts them together and keeps the parts for the metrics.
 use relab_core::burn::tensor::Tensor;

@@ -1,4 +1,4 @@
-//! The semi-supervised run's batches (`relab-method.md` §5.2, the original's `TwoStreamBatchSampler`): an epoch is
+//! The semi-supervised run's batches (`docs/method.md` §5.2, the original's `TwoStreamBatchSampler`): an epoch is
 //! one pass over the unlabelled images in random order, cut into groups of `batch_size − labeled_per_batch` (a
 //! short last group is dropped); each group is joined by `labeled_per_batch` labelled images drawn from an endless
 //! stream of the labelled set, reshuffled after every full pass and started afresh each epoch.

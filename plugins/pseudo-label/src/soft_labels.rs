@@ -1,4 +1,4 @@
-//! The soft target of every training image during the semi-supervised run (`relab-method.md` §5.2 items 1, 7, 8):
+//! The soft target of every training image during the semi-supervised run (`docs/method.md` §5.2 items 1, 7, 8):
 //! the one-hot label for labelled images, the current pseudo-label for the others. Predictions made during an
 //! epoch are only recorded; [`SoftLabels::swap`] puts them in at the end of the epoch, so every batch of an epoch
 //! trains against the pseudo-labels the epoch started with. An unlabelled image the epoch did not visit keeps its

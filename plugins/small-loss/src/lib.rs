@@ -1,4 +1,4 @@
-//! The `small-loss` selector (`relab-method.md` §4): a network trained from scratch on every training image with
+//! The `small-loss` selector (`docs/method.md` §4): a network trained from scratch on every training image with
 //! its propagated label fits the correctly labelled ones first. Each image's loss, measured un-augmented after each
 //! of the last epochs and averaged, ranks it; the seeds rank first; each propagated class keeps its `per_class`
 //! best-ranked images. The kept images carry their propagated labels (the seeds their true ones).

@@ -1,4 +1,4 @@
-//! The selection rule of phase 2b (`relab-method.md` §4), as a pure function: seeds first, then every other
+//! The selection rule of phase 2b (`docs/method.md` §4), as a pure function: seeds first, then every other
 //! candidate by ascending mean loss; walk that list and keep the first `per_class` samples of each class.
 
 use std::collections::HashSet;
@@ -36,7 +36,7 @@ pub struct Selection {
 /// `num_classes` classes.
 ///
 /// A class short of candidates keeps what it has and is reported, where the original fills the gap with
-/// training index 0 (bug B5 of `relab-method.md` §10).
+/// training index 0 (bug B5 of `docs/method.md` §10).
 pub fn select(seeds: &LabeledSet, others: &[Candidate], num_classes: usize, per_class: usize) -> Selection {
     let mut ranked: Vec<&Candidate> = others.iter().collect();
     ranked.sort_by(|a, b| a.mean_loss.total_cmp(&b.mean_loss).then(a.index.cmp(&b.index)));

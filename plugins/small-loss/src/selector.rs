@@ -11,7 +11,7 @@ use crate::params::SmallLossParams;
 use crate::ranking::{self, Candidate};
 use crate::training::NoisyTraining;
 
-/// Reliable-sample selection by the small-loss trick (`relab-method.md` §4).
+/// Reliable-sample selection by the small-loss trick (`docs/method.md` §4).
 #[derive(Debug, Clone)]
 pub struct SmallLoss {
     params: SmallLossParams,

@@ -1,4 +1,4 @@
-//! Phase 2b's training on the noisy labels (`relab-method.md` §4): a fresh backbone trained on the pool with the
+//! Phase 2b's training on the noisy labels (`docs/method.md` §4): a fresh backbone trained on the pool with the
 //! carried labels, each tracked epoch followed by a pass that measures every pool image's loss, a checkpoint
 //! (weights, optimiser, tracked losses, epoch, RNG) after every epoch.
 

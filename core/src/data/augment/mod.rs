@@ -1,5 +1,5 @@
 //! Image augmentations on `f32` CHW images in `[0, 1]`, each seeded by the caller's generator, with torchvision's
-//! semantics (relab-method.md §2.2), and a YAML-configurable [`Pipeline`] of them.
+//! semantics (docs/method.md §2.2), and a YAML-configurable [`Pipeline`] of them.
 //!
 //! On 1-channel images the colour operations that have no grey meaning (saturation, hue, grayscale) are the
 //! identity; brightness and contrast still apply.

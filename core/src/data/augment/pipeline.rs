@@ -120,7 +120,7 @@ impl Pipeline {
         self.0.iter().try_fold((h, w), |(h, w), step| step.output_size(h, w))
     }
 
-    /// The iMix views of relab-method.md §2.2: random resized crop to `size`, flip, colour jitter
+    /// The iMix views of docs/method.md §2.2: random resized crop to `size`, flip, colour jitter
     /// (0.4, 0.4, 0.4, 0.1) with p 0.8, grayscale with p 0.2.
     pub fn imix(size: usize) -> Self {
         Pipeline(vec![

@@ -1,5 +1,5 @@
 //! Random resized crop (torchvision's `RandomResizedCrop`), the first and strongest step of the iMix views
-//! (relab-method.md §2.2): a window of random area and aspect ratio, resized to a fixed size.
+//! (docs/method.md §2.2): a window of random area and aspect ratio, resized to a fixed size.
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
