@@ -11,7 +11,7 @@ use relab::cli;
 use relab_core::artifact::{Classifier, Features, LabeledSet, Propagation, TestAccuracy, npy};
 use relab_core::burn::tensor::{Tensor, TensorData};
 use relab_core::component::{
-    Encoder, PropagateStage, Propagator, Selector, SemiSupervisedLearner, SslMethod, StageContext,
+    Encoder, LearnerInput, Propagator, Selector, SelectorInput, SemiSupervisedLearner, SslMethod, StageContext,
 };
 use relab_core::data::{Dataset, ImageSet};
 use relab_core::experiment::FeatureOutput;
@@ -218,13 +218,8 @@ impl PluginInfo for TestTopScore {
 }
 
 impl Selector for TestTopScore {
-    fn select(
-        &mut self,
-        _: &mut StageContext,
-        data: &Dataset,
-        p: &Propagation,
-        seeds: &LabeledSet,
-    ) -> Result<LabeledSet> {
+    fn select(&mut self, _: &mut StageContext, input: SelectorInput<'_>) -> Result<LabeledSet> {
+        let SelectorInput { data, propagation: p, seeds, .. } = input;
         let mut out = LabeledSet::default();
         for class in 0..data.num_classes as u32 {
             let mut taken: Vec<usize> =
@@ -281,14 +276,8 @@ struct CentroidState {
 }
 
 impl SemiSupervisedLearner for TestCentroid {
-    fn train(
-        &mut self,
-        ctx: &mut StageContext,
-        data: &Dataset,
-        labeled: &LabeledSet,
-        _init: Option<&dyn Encoder>,
-        _propagation: Option<&mut PropagateStage<'_>>,
-    ) -> Result<Classifier> {
+    fn train(&mut self, ctx: &mut StageContext, input: LearnerInput<'_, '_>) -> Result<Classifier> {
+        let LearnerInput { data, labeled, .. } = input;
         let dim = data.train.image_len();
         let classes = data.num_classes;
         let train = pixels(&data.train);

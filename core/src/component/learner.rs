@@ -1,20 +1,15 @@
-use super::{Encoder, PropagateStage, StageContext};
+use super::{LearnerInput, StageContext};
 use crate::Result;
-use crate::artifact::{Classifier, LabeledSet};
-use crate::data::Dataset;
+use crate::artifact::Classifier;
 
 /// Phase 3: train a classifier on the labelled subset plus all (unlabelled) training images, evaluate it on the
-/// test split. `init` is the pretrain stage's encoder when the experiment asks to start from it. `propagation` is the
-/// propagate stage when the experiment has one: the labelled set was selected from its output, a learner may also
-/// use the propagated labels of the other images (as `pseudo-label`'s `initial_pseudo_labels: propagation`), and
-/// propagate the seeds again over its own network's features (`pseudo-label`'s `repropagate`).
+/// test split.
+///
+/// Contract: the learner trains on `input.labeled` and the training images; the training images' true labels
+/// (`data.train.labels`) may only be read for diagnostics, never for training. It writes its weights into
+/// `ctx.dir()`, reports test accuracy in the returned [`Classifier`] when the test split has labels, and gives the
+/// same bits for the same seed (draw randomness from `ctx.rng` or seeded loaders, build modules with `ctx.init`).
+/// Training plugins run on core's loop ([`crate::train::Fit`]), which checkpoints and resumes them.
 pub trait SemiSupervisedLearner: Send {
-    fn train(
-        &mut self,
-        ctx: &mut StageContext,
-        data: &Dataset,
-        labeled: &LabeledSet,
-        init: Option<&dyn Encoder>,
-        propagation: Option<&mut PropagateStage<'_>>,
-    ) -> Result<Classifier>;
+    fn train(&mut self, ctx: &mut StageContext, input: LearnerInput<'_, '_>) -> Result<Classifier>;
 }

@@ -4,6 +4,7 @@
 //! [`burn::tensor::Device`] in [`StageContext`]), so these traits need no generics and can be boxed.
 
 mod context;
+mod inputs;
 mod learner;
 mod propagate_stage;
 mod propagator;
@@ -11,6 +12,7 @@ mod selector;
 mod ssl_method;
 
 pub use context::{MetricsSink, StageContext, StageKind};
+pub use inputs::{LearnerInput, SelectorInput};
 pub use learner::SemiSupervisedLearner;
 pub use propagate_stage::PropagateStage;
 pub use propagator::Propagator;

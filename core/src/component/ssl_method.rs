@@ -5,6 +5,7 @@ use crate::Result;
 use crate::artifact::Features;
 use crate::data::{Dataset, ImageSet};
 use crate::experiment::FeatureOutput;
+use crate::nn::{Backbone, BackboneConfig};
 
 /// Phase 1: learn an encoder from the training images alone (labels of the dataset must not be used for training;
 /// they may be used for monitoring, e.g. a kNN accuracy on the test split).
@@ -27,4 +28,10 @@ pub trait Encoder: Send + Sync {
 
     /// Writes the weights (safetensors) and a JSON description of the architecture into `dir`.
     fn save(&self, dir: &Path) -> Result<()>;
+
+    /// The encoder's network when it is one of relab's backbones, handed to a learner that starts from it
+    /// (`init: pretrain`) without a file in between; `None` for any other network.
+    fn backbone(&self) -> Option<(&Backbone, &BackboneConfig)> {
+        None
+    }
 }

@@ -7,7 +7,7 @@ use serde_yaml::Value;
 
 use super::*;
 use crate::artifact::{Classifier, Features, LabeledSet, Propagation};
-use crate::component::{Encoder, PropagateStage, Propagator, SemiSupervisedLearner, SslMethod, StageContext};
+use crate::component::{Encoder, LearnerInput, Propagator, SemiSupervisedLearner, SslMethod, StageContext};
 use crate::data::Dataset;
 use crate::registry::{Origin, ParamError, PluginEntry, PluginInfo, PluginParams};
 
@@ -129,14 +129,7 @@ impl PluginInfo for PseudoLabel {
 }
 
 impl SemiSupervisedLearner for PseudoLabel {
-    fn train(
-        &mut self,
-        _: &mut StageContext,
-        _: &Dataset,
-        _: &LabeledSet,
-        _: Option<&dyn Encoder>,
-        _: Option<&mut PropagateStage<'_>>,
-    ) -> crate::Result<Classifier> {
+    fn train(&mut self, _: &mut StageContext, _: LearnerInput<'_, '_>) -> crate::Result<Classifier> {
         unused()
     }
 }
@@ -153,14 +146,7 @@ impl PluginInfo for Remix {
 }
 
 impl SemiSupervisedLearner for Remix {
-    fn train(
-        &mut self,
-        _: &mut StageContext,
-        _: &Dataset,
-        _: &LabeledSet,
-        _: Option<&dyn Encoder>,
-        _: Option<&mut PropagateStage<'_>>,
-    ) -> crate::Result<Classifier> {
+    fn train(&mut self, _: &mut StageContext, _: LearnerInput<'_, '_>) -> crate::Result<Classifier> {
         unused()
     }
 }

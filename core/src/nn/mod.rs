@@ -37,5 +37,5 @@ pub use heads::{ProjectionHead, ProjectionHeadConfig, RotationHead, RotationHead
 pub use params::trainable_params;
 pub use resnet::{ResNet, ResNetConfig};
 pub use seeded::seeded;
-pub use store::{MODEL_FILE, WEIGHTS_FILE, load_backbone, save_backbone};
+pub use store::{MODEL_FILE, WEIGHTS_FILE, copy_backbone, load_backbone, save_backbone};
 pub use wrn::{Wrn, WrnConfig};

@@ -42,6 +42,29 @@ pub fn save_backbone(backbone: &Backbone, config: &BackboneConfig, dir: &Path) -
     write_json(&dir.join(MODEL_FILE), config)
 }
 
+/// A copy of `source` (a backbone of `config`) built on `device`, every float tensor (running statistics
+/// included) taken over as it is: how a learner starts from an encoder's network without a file in between.
+/// `Err` says which tensors did not fit.
+pub fn copy_backbone(
+    source: &Backbone,
+    config: &BackboneConfig,
+    device: &Device,
+) -> std::result::Result<Backbone, String> {
+    let mut copy = super::seeded::to_overwrite(device, || config.init(device));
+    let applied = copy.apply(source.collect(None, None, true), None, None, true);
+    let missing: Vec<&str> = applied.missing.iter().map(|(path, _)| path.as_str()).collect();
+    if !applied.errors.is_empty() || !missing.is_empty() || !applied.unused.is_empty() {
+        return Err(format!(
+            "the network does not fit a {}: errors [{}], missing [{}], not in the network [{}]",
+            config.kind,
+            applied.errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+            missing.join(", "),
+            applied.unused.join(", ")
+        ));
+    }
+    Ok(copy)
+}
+
 /// Rebuilds the backbone saved by [`save_backbone`] in `dir`, on `device`. Every tensor of the file must match a
 /// parameter of the described network in name and shape, and every parameter must be in the file.
 pub fn load_backbone(dir: &Path, device: &Device) -> Result<(Backbone, BackboneConfig)> {

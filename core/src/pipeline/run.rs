@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use super::cache::{StageCache, remove_dir};
 use super::stage_record::StageRecord;
 use crate::artifact::{Features, LabeledSet, Propagation, atomic, npy, original};
-use crate::component::{Encoder, MetricsSink, PropagateStage, StageContext, StageKind};
+use crate::component::{Encoder, LearnerInput, MetricsSink, PropagateStage, SelectorInput, StageContext, StageKind};
 use crate::data::{self, Dataset};
 use crate::device::{self, CheckedDevice};
 use crate::experiment::{FeatureSource, FeaturesStage, PluginStage, ResolvedRun};
@@ -98,6 +98,23 @@ struct Hashed<T> {
     hash: String,
 }
 
+/// The pretrain and features stages' outputs, which the select and train stages may read.
+#[derive(Clone, Copy)]
+struct Upstream<'a> {
+    encoder: Option<&'a Hashed<Box<dyn Encoder>>>,
+    features: Option<&'a Hashed<Features>>,
+}
+
+impl<'a> Upstream<'a> {
+    fn encoder(&self) -> Option<&'a dyn Encoder> {
+        self.encoder.map(|e| e.value.as_ref())
+    }
+
+    fn features(&self) -> Option<&'a Features> {
+        self.features.map(|f| &f.value)
+    }
+}
+
 impl Runner<'_> {
     fn execute(&mut self, resolved: &ResolvedRun, dataset: &Dataset, seeds: &LabeledSet) -> Result<()> {
         let stages = &resolved.experiment.stages;
@@ -121,13 +138,17 @@ impl Runner<'_> {
             None => None,
         };
         let labeled = match &stages.select {
-            Some(stage) => Some(self.select(stage, dataset, propagation.as_ref(), seeds, &seeds_hash)?),
+            Some(stage) => {
+                let upstream = Upstream { encoder: encoder.as_ref(), features: features.as_ref() };
+                Some(self.select(stage, dataset, propagation.as_ref(), seeds, &seeds_hash, upstream)?)
+            }
             None => None,
         };
         if let Some(stage) = &stages.train {
             let labeled = labeled.unwrap_or_else(|| Hashed { value: seeds.clone(), hash: seeds_hash.clone() });
             let propagation = propagation.as_ref().zip(stages.propagate.as_ref());
-            self.train(stage, dataset, &labeled, encoder.as_ref(), propagation, seeds)?;
+            let upstream = Upstream { encoder: encoder.as_ref(), features: features.as_ref() };
+            self.train(stage, dataset, &labeled, upstream, propagation, seeds)?;
         }
         Ok(())
     }
@@ -306,6 +327,7 @@ impl Runner<'_> {
         propagation: Option<&Hashed<Propagation>>,
         seeds: &LabeledSet,
         seeds_hash: &str,
+        upstream: Upstream<'_>,
     ) -> Result<Hashed<LabeledSet>> {
         let n = dataset.train.len();
         let classes = dataset.num_classes;
@@ -365,6 +387,7 @@ impl Runner<'_> {
         let hash = hash_json(&json!({
             "stage": "select", "plugin": entry.name, "version": entry.version, "params": to_json(&params),
             "propagation": propagation.hash, "seeds": seeds_hash, "dataset": self.dataset_hash, "seed": self.seed,
+            "encoder": upstream.encoder.map(|e| &e.hash), "features": upstream.features.map(|f| &f.hash),
         }));
         let value = self.stage(
             StageKind::Select,
@@ -372,7 +395,14 @@ impl Runner<'_> {
             Some(entry.name),
             &params,
             |ctx| {
-                let subset = selector.select(ctx, dataset, &propagation.value, seeds)?;
+                let input = SelectorInput {
+                    data: dataset,
+                    propagation: &propagation.value,
+                    seeds,
+                    features: upstream.features(),
+                    encoder: upstream.encoder(),
+                };
+                let subset = selector.select(ctx, input)?;
                 finish(ctx, subset)
             },
             load,
@@ -385,7 +415,7 @@ impl Runner<'_> {
         stage: &PluginStage,
         dataset: &Dataset,
         labeled: &Hashed<LabeledSet>,
-        encoder: Option<&Hashed<Box<dyn Encoder>>>,
+        upstream: Upstream<'_>,
         propagation: Option<(&Hashed<Propagation>, &PluginStage)>,
         seeds: &LabeledSet,
     ) -> Result<()> {
@@ -397,7 +427,8 @@ impl Runner<'_> {
         let mut learner = build(&params).map_err(|e| plugin_error(StageKind::Train, entry, e))?;
         let hash = hash_json(&json!({
             "stage": "train", "plugin": entry.name, "version": entry.version, "params": to_json(&params),
-            "labeled": labeled.hash, "encoder": encoder.map(|e| &e.hash),
+            "labeled": labeled.hash, "encoder": upstream.encoder.map(|e| &e.hash),
+            "features": upstream.features.map(|f| &f.hash),
             "propagation": propagation.map(|(p, _)| &p.hash), "dataset": self.dataset_hash,
             "seed": self.seed,
         }));
@@ -420,13 +451,14 @@ impl Runner<'_> {
                     Some(p) => PropagateStage::with_propagator(&output.value, p, seeds),
                     None => PropagateStage::output_only(&output.value),
                 });
-                let classifier = learner.train(
-                    ctx,
-                    dataset,
-                    &labeled.value,
-                    encoder.map(|e| e.value.as_ref()),
-                    propagate_stage.as_mut(),
-                )?;
+                let input = LearnerInput {
+                    data: dataset,
+                    labeled: &labeled.value,
+                    encoder: upstream.encoder(),
+                    propagation: propagate_stage.as_mut(),
+                    features: upstream.features(),
+                };
+                let classifier = learner.train(ctx, input)?;
                 if let Some(accuracy) = &classifier.test_accuracy {
                     tracing::info!(
                         "test accuracy: last {:.2}%, best {:.2}%",

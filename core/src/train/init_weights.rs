@@ -2,13 +2,13 @@
 //! in a folder. The original loads RotNet weights after deleting the head (`output.*`, loaded with strict=False), so
 //! the head here always stays the freshly initialised one; everything else must match exactly. Shared by every
 //! learner so that a supervised baseline and a semi-supervised run can start from the same weights.
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::component::Encoder;
-use crate::nn::{Backbone, BackboneConfig, MODEL_FILE, WEIGHTS_FILE, load_backbone};
+use crate::nn::{Backbone, BackboneConfig, MODEL_FILE, WEIGHTS_FILE, copy_backbone, load_backbone};
 use crate::{Error, Result};
 
 /// The weights training starts from. In YAML: `none`, `pretrain` (the pretrain stage's encoder), or a folder
@@ -57,12 +57,11 @@ impl Init {
     }
 }
 
-/// `model` (built from `config` on `device`) with the weights `init` names. `scratch` is a folder where the
-/// encoder may be written for loading (the stage folder); a temporary folder inside it is removed afterwards.
+/// `model` (built from `config` on `device`) with the weights `init` names; the pretrain stage's encoder hands
+/// over its network ([`Encoder::backbone`]).
 pub fn initial_weights(
     init: &Init,
     encoder: Option<&dyn Encoder>,
-    scratch: &Path,
     model: Backbone,
     config: &BackboneConfig,
     device: &Device,
@@ -77,24 +76,16 @@ pub fn initial_weights(
                      or set init to none or a weights folder",
                 )
             })?;
-            let tmp = tempfile::tempdir_in(scratch).map_err(|e| Error::io(scratch, e))?;
-            encoder.save(tmp.path())?;
-            if !tmp.path().join(MODEL_FILE).is_file() {
-                let mut wrote: Vec<String> = std::fs::read_dir(tmp.path())
-                    .map_err(|e| Error::io(tmp.path(), e))?
-                    .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-                    .collect();
-                wrote.sort();
-                return Err(Error::stage(
+            let (source, source_config) = encoder.backbone().ok_or_else(|| {
+                Error::stage(
                     "train",
-                    format!(
-                        "init: pretrain needs an encoder saved as a backbone ({MODEL_FILE} + {WEIGHTS_FILE}); the \
-                         pretrain stage's encoder wrote [{}]",
-                        wrote.join(", ")
-                    ),
-                ));
-            }
-            adopt(load_backbone(tmp.path(), device)?, model, config, "the pretrain stage's encoder")
+                    "init: pretrain needs an encoder whose network is one of relab's backbones, and the pretrain \
+                     stage's encoder is another network; set init to none or a weights folder",
+                )
+            })?;
+            let copy = copy_backbone(source, source_config, device)
+                .map_err(|m| Error::stage("train", format!("init: pretrain: {m}")))?;
+            adopt((copy, source_config.clone()), model, config, "the pretrain stage's encoder")
         }
         Init::Folder(dir) => adopt(load_backbone(dir, device)?, model, config, &dir.display().to_string()),
     }
@@ -155,6 +146,7 @@ mod tests {
     use crate::experiment::FeatureOutput;
     use crate::nn::{BackboneKind, save_backbone};
     use crate::train::leaf_bytes;
+    use std::path::Path;
 
     /// A rotation-net-like source: the same network with a 4-way head.
     fn saved(kind: BackboneKind, channels: usize, dir: &Path) {
@@ -188,7 +180,7 @@ mod tests {
         let fresh = config.init(&device);
         let head_before = leaf_bytes(&fresh).into_iter().filter(|(p, _)| p.contains("output")).collect::<Vec<_>>();
         let init = Init::Folder(dir.path().to_path_buf());
-        let model = initial_weights(&init, None, dir.path(), fresh, &config, &device).unwrap();
+        let model = initial_weights(&init, None, fresh, &config, &device).unwrap();
         let got = leaf_bytes(&model);
         let (head, body): (Vec<_>, Vec<_>) = got.into_iter().partition(|(p, _)| p.contains("output"));
         assert_eq!(head, head_before, "the head stays the fresh one");
@@ -206,53 +198,60 @@ mod tests {
         saved(BackboneKind::Wrn10_2, 3, dir.path());
         let config = BackboneConfig::new(BackboneKind::Wrn10_2, 1, 3);
         let init = Init::Folder(dir.path().to_path_buf());
-        let err = initial_weights(&init, None, dir.path(), config.init(&device), &config, &device).unwrap_err();
+        let err = initial_weights(&init, None, config.init(&device), &config, &device).unwrap_err();
         assert!(
             err.to_string()
                 .contains("holds a wrn10_2 for 3-channel images, but this learner trains a wrn10_2 on 1-channel"),
             "{err}"
         );
         let config = BackboneConfig::new(BackboneKind::Wrn28_2, 3, 3);
-        let err = initial_weights(&init, None, dir.path(), config.init(&device), &config, &device).unwrap_err();
+        let err = initial_weights(&init, None, config.init(&device), &config, &device).unwrap_err();
         assert!(err.to_string().contains("set `backbone: wrn10_2`"), "{err}");
     }
 
-    /// An encoder that saves a backbone, as every network-based SSL method does, or something else.
-    struct SavedEncoder(Option<BackboneKind>);
+    /// An encoder whose network is a backbone, as every network-based SSL method's is, or something else.
+    struct TestEncoder(Option<(Backbone, BackboneConfig)>);
 
-    impl Encoder for SavedEncoder {
+    impl TestEncoder {
+        fn of(kind: BackboneKind) -> Self {
+            let config = BackboneConfig::new(kind, 1, 4);
+            TestEncoder(Some((config.init(&Device::flex()), config)))
+        }
+    }
+
+    impl Encoder for TestEncoder {
         fn feature_dim(&self) -> usize {
             128
         }
         fn extract(&self, _: &mut StageContext, _: &ImageSet, _: FeatureOutput) -> Result<Features> {
-            Err(Error::stage("features", "this test encoder only saves; init never extracts features"))
+            Err(Error::stage("features", "this test encoder never extracts features"))
         }
-        fn save(&self, dir: &Path) -> Result<()> {
-            match self.0 {
-                Some(kind) => {
-                    saved(kind, 1, dir);
-                    Ok(())
-                }
-                None => crate::artifact::npy::write_f32(&dir.join("projection.npy"), &[1], &[0.0]),
-            }
+        fn save(&self, _: &Path) -> Result<()> {
+            Err(Error::stage("pretrain", "init must not save the encoder"))
+        }
+        fn backbone(&self) -> Option<(&Backbone, &BackboneConfig)> {
+            self.0.as_ref().map(|(b, c)| (b, c))
         }
     }
 
     #[test]
-    fn the_pretrain_encoder_is_loaded_through_a_temporary_folder() {
+    fn the_pretrain_encoder_hands_over_its_network() {
         let device = Device::flex().autodiff();
-        let scratch = tempfile::tempdir().unwrap();
         let config = BackboneConfig::new(BackboneKind::Wrn10_2, 1, 3);
         let init = |encoder: Option<&dyn Encoder>| {
-            initial_weights(&Init::Pretrain, encoder, scratch.path(), config.init(&device), &config, &device)
+            initial_weights(&Init::Pretrain, encoder, config.init(&device), &config, &device)
         };
-        assert!(init(Some(&SavedEncoder(Some(BackboneKind::Wrn10_2)))).is_ok());
-        let err = init(Some(&SavedEncoder(None))).unwrap_err().to_string();
-        assert!(err.contains("needs an encoder saved as a backbone") && err.contains("[projection.npy]"), "{err}");
+        let encoder = TestEncoder::of(BackboneKind::Wrn10_2);
+        let model = init(Some(&encoder)).unwrap();
+        let body = |m: &Backbone| leaf_bytes(m).into_iter().filter(|(p, _)| !p.contains("output")).collect::<Vec<_>>();
+        assert_eq!(body(&model), body(&encoder.0.as_ref().unwrap().0), "every tensor but the head is the encoder's");
+        let Backbone::Wrn10_2(wrn) = &model else { panic!("kind changed") };
+        assert!(wrn.unit1[0].conv1.weight.val().is_require_grad(), "the handed-over weights train");
+        let err = init(Some(&TestEncoder(None))).unwrap_err().to_string();
+        assert!(err.contains("needs an encoder whose network is one of relab's backbones"), "{err}");
         let err = init(None).unwrap_err().to_string();
         assert!(err.contains("no stages.pretrain"), "{err}");
-        let err = init(Some(&SavedEncoder(Some(BackboneKind::ResNet18)))).unwrap_err().to_string();
+        let err = init(Some(&TestEncoder::of(BackboneKind::ResNet18))).unwrap_err().to_string();
         assert!(err.contains("the pretrain stage's encoder holds a resnet18"), "{err}");
-        assert_eq!(std::fs::read_dir(scratch.path()).unwrap().count(), 0, "the temporary folder is gone");
     }
 }

@@ -1,8 +1,10 @@
-//! Shared training parts: losses, mixup, EMA/SWA, schedules, metrics, the kNN monitor.
+//! Shared training parts: the training loop, losses, mixup, EMA/SWA, schedules, metrics, the kNN monitor.
 //!
 //! Everything here works for any burn [`Module`](burn::module::Module) and any device; the phases' trainers
 //! (plugins) put them together:
 //!
+//! * [`fit`] — the one training loop: epochs, steps, schedule, NaN guard, evaluation, metrics, checkpoints and
+//!   resume; a plugin gives a [`Recipe`] (an epoch's order, one batch's loss, hooks).
 //! * [`losses`] — soft-target and hard-label cross-entropy, the N-pairs / InfoNCE loss of iMix.
 //! * [`mixup`] — `λ ~ Beta(α, α)`, `λ ← max(λ, 1−λ)`, per batch or per sample, and the permutation.
 //! * [`schedule`] — learning-rate schedules (constant, multi-step, linear ramp-up) as pure functions.
@@ -19,6 +21,7 @@
 pub mod checkpoint;
 pub mod ema;
 pub mod extract;
+pub mod fit;
 pub mod guard;
 pub mod init_weights;
 pub mod knn;
@@ -35,6 +38,7 @@ mod walk;
 pub use checkpoint::{load_module, load_optimiser, save_module, save_optimiser};
 pub use ema::Ema;
 pub use extract::{extract_features, extract_with};
+pub use fit::{At, Fit, Phase, Recipe, Run, ScheduleEpoch, StepLoss, Trained};
 pub use guard::finite_loss;
 pub use init_weights::{Init, initial_weights};
 pub use knn::KnnClassifier;

@@ -155,4 +155,8 @@ impl Encoder for ImageNetEncoder {
         save_backbone(&self.backbone, &self.config, dir)?;
         write_json(&dir.join(ENCODER_FILE), &self.record)
     }
+
+    fn backbone(&self) -> Option<(&Backbone, &BackboneConfig)> {
+        Some((&self.backbone, &self.config))
+    }
 }

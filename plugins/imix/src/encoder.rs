@@ -18,7 +18,7 @@ use relab_core::data::augment::{Augment, CenterCrop, Pipeline, Resize};
 use relab_core::data::{ImageSet, LoaderConfig, for_each_batch};
 use relab_core::experiment::FeatureOutput;
 use relab_core::nn::seeded::to_overwrite;
-use relab_core::nn::{ProjectionHead, load_backbone, save_backbone};
+use relab_core::nn::{Backbone, BackboneConfig, ProjectionHead, load_backbone, save_backbone};
 use relab_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -171,6 +171,10 @@ impl Encoder for ImixEncoder {
         save_backbone(&self.net.backbone, &self.spec.backbone, dir)?;
         save_head(&dir.join(HEAD_FILE), &self.net.head)?;
         write_json(&dir.join(RECORD_FILE), &self.record)
+    }
+
+    fn backbone(&self) -> Option<(&Backbone, &BackboneConfig)> {
+        Some((&self.net.backbone, &self.spec.backbone))
     }
 }
 

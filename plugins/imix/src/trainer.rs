@@ -3,17 +3,15 @@ use std::path::Path;
 use std::time::Instant;
 
 use relab_core::artifact::atomic::remove_dir;
-use relab_core::burn::optim::GradientsParams;
+use relab_core::burn::tensor::Device;
 use relab_core::component::{Encoder, SslMethod, StageContext};
-use relab_core::data::{Dataset, LoaderConfig, for_each_batch};
+use relab_core::data::{Batch, Dataset};
 use relab_core::nn::BackboneConfig;
 use relab_core::registry::{ParamError, PluginInfo};
-use relab_core::train::{
-    Mix, Optimiser, OptimiserSettings, finite_loss, load_module, load_optimiser, save_module, save_optimiser,
-};
+use relab_core::train::{At, Fit, Mix, Optimiser, OptimiserSettings, Recipe, Run, ScheduleEpoch, StepLoss};
 use relab_core::{Error, Result};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::encoder::{EncoderRecord, ImixEncoder};
 use crate::loss::imix_loss;
@@ -68,12 +66,8 @@ impl PluginInfo for Imix {
 relab_core::submit_plugin!(pretrain, Imix);
 
 /// What a checkpoint records beside the weights and the optimiser state.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Progress {
-    /// Epochs finished.
-    epoch: usize,
-    /// Optimiser steps taken.
-    step: u64,
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct KnnProgress {
     /// The latest kNN accuracy and the epoch it was measured after.
     last_knn: Option<Knn>,
     /// The best kNN accuracy so far; its encoder is in `best/`.
@@ -86,8 +80,6 @@ struct Knn {
     accuracy: f64,
 }
 
-const MODEL: &str = "model";
-const OPTIMISER: &str = "optimiser";
 /// The stage's sub-folder holding the encoder with the best kNN accuracy.
 pub const BEST_DIR: &str = "best";
 /// With `encoder: best`, the sub-folder holding the encoder after the last epoch (otherwise the stage's own).
@@ -122,68 +114,51 @@ impl SslMethod for Imix {
             p.projection_dim,
         );
         let device = ctx.device.clone().autodiff();
-        let mut net = ctx.init(|| spec.init(&device));
-        let mut optimiser = Optimiser::sgd(&p.optimizer);
-        let mut progress = Progress::default();
-        if let Some((saved, dir)) = ctx.restore_checkpoint::<Progress>()? {
-            net = load_module(&dir, MODEL, net)?;
-            optimiser = load_optimiser(&dir, OPTIMISER, optimiser)?;
-            progress = saved;
-        }
-        let (head_hidden, head_output) = (spec.head_hidden, spec.head_output);
-        let record = |epoch: usize, knn_accuracy: Option<f64>| EncoderRecord {
+        let fresh = ctx.init(|| spec.init(&device));
+        let mut fit = Fit::start(ctx)?;
+        let net = fit.model(fresh, Ok)?;
+        let record = EncoderRecord {
             default_output: p.output,
-            head_hidden,
-            head_output,
+            head_hidden: spec.head_hidden,
+            head_output: spec.head_output,
             image_size: [h, w],
             mean: data.mean.clone(),
             std: data.std.clone(),
-            epoch,
-            knn_accuracy,
+            epoch: 0,
+            knn_accuracy: None,
         };
-        let bar = ctx.progress(p.epochs as u64, "epochs");
-        bar.set_position(progress.epoch as u64);
-        while progress.epoch < p.epochs {
-            let epoch = progress.epoch + 1;
-            // MultiStepLR is stepped after each epoch in the original: the 0-based epoch picks the rate.
-            let lr = p.schedule.lr(progress.epoch as u64, progress.step);
-            let started = Instant::now();
-            let (loss, steps) = self.train_epoch(ctx, data, &mut net, &mut optimiser, &mut progress)?;
-            let seconds = started.elapsed().as_secs_f64();
-            let mut metrics = json!({ "epoch": epoch, "loss": loss, "lr": lr, "steps": steps, "seconds": seconds });
-            if let Some(monitor) = monitor.as_ref().filter(|m| m.due(epoch, p.epochs)) {
-                let started = Instant::now();
-                let encoder =
-                    ImixEncoder::new(net.clone(), spec.clone(), record(epoch, None), &ctx.device, p.eval_batch_size);
-                let accuracy = keep_if_best(ctx, monitor, encoder, data, &mut progress)?;
-                metrics["knn_accuracy"] = accuracy.into();
-                metrics["knn_seconds"] = started.elapsed().as_secs_f64().into();
-                tracing::info!("epoch {epoch}: loss {loss:.4}, kNN accuracy {:.2}%", 100.0 * accuracy);
-            } else {
-                tracing::debug!("epoch {epoch}: loss {loss:.4}");
-            }
-            ctx.log(metrics)?;
-            progress.epoch = epoch;
-            let (n, o) = (&net, &optimiser);
-            ctx.save_checkpoint(&progress, |dir| {
-                save_module(dir, MODEL, n)?;
-                save_optimiser(dir, OPTIMISER, o)
-            })?;
-            bar.inc(1);
-        }
-        bar.finish_and_clear();
+        let run = Run::new(data, net, Optimiser::sgd(&p.optimizer), p.epochs, 2 * p.batch_size, &p.schedule)
+            .augment(&p.augment)
+            .schedule_epoch(ScheduleEpoch::Finished)
+            .loss_name("iMix loss");
+        let mut recipe = ImixRecipe {
+            p,
+            data,
+            spec: &spec,
+            record: &record,
+            monitor: monitor.as_ref(),
+            device,
+            progress: KnnProgress::default(),
+        };
+        let trained = fit.run(ctx, &mut recipe, run)?;
+        let progress = recipe.progress;
         if let Some(best) = progress.best {
             ctx.set_summary("knn_best", json!({ "accuracy": best.accuracy, "epoch": best.epoch }));
         }
+        let last_record = |knn: Option<Knn>| EncoderRecord {
+            epoch: p.epochs,
+            knn_accuracy: knn.filter(|k| k.epoch == p.epochs).map(|k| k.accuracy),
+            ..record.clone()
+        };
         let (encoder, knn) = match p.encoder {
             Keep::Last => {
                 let knn = progress.last_knn.filter(|k| k.epoch == p.epochs);
-                let record = record(p.epochs, knn.map(|k| k.accuracy));
-                (ImixEncoder::new(net, spec, record, &ctx.device, p.eval_batch_size), knn)
+                let record = last_record(knn);
+                (ImixEncoder::new(trained.model, spec, record, &ctx.device, p.eval_batch_size), knn)
             }
             Keep::Best => {
-                let knn = progress.last_knn.filter(|k| k.epoch == p.epochs).map(|k| k.accuracy);
-                let last = ImixEncoder::new(net, spec, record(p.epochs, knn), &ctx.device, p.eval_batch_size);
+                let record = last_record(progress.last_knn);
+                let last = ImixEncoder::new(trained.model, spec, record, &ctx.device, p.eval_batch_size);
                 save_replacing(&last, &ctx.dir().join(LAST_DIR))?;
                 let best = ImixEncoder::load(&ctx.dir().join(BEST_DIR), &ctx.device, p.eval_batch_size)?;
                 (best, progress.best)
@@ -200,40 +175,58 @@ impl SslMethod for Imix {
     }
 }
 
-impl Imix {
-    /// One epoch: a fresh draw of the training images, two views of each, one optimiser step per batch. Returns
-    /// the mean loss and the number of steps.
-    fn train_epoch(
-        &self,
-        ctx: &mut StageContext,
-        data: &Dataset,
-        net: &mut ImixNet,
-        optimiser: &mut Optimiser,
-        progress: &mut Progress,
-    ) -> Result<(f64, usize)> {
-        let p = &self.params;
-        let (epoch, lr_epoch) = (progress.epoch + 1, progress.epoch as u64);
-        let device = ctx.device.clone().autodiff();
-        let order = epoch_order(&mut ctx.rng, data.train.len(), p.images_per_epoch, p.batch_size);
-        let mut loader = LoaderConfig::new(2 * p.batch_size, &data.mean, &data.std);
-        loader.augment = Some(p.augment.clone());
-        loader.seed = ctx.seed;
-        loader.epoch = epoch as u64;
-        let (mut loss_sum, mut steps) = (0.0, 0usize);
-        for_each_batch(&data.train, &paired_order(&order, p.batch_size), &loader, |batch| {
-            let (view1, view2) = split_views(batch, &device);
-            let [b, ..] = view1.dims();
-            let mix = p.mix.then(|| Mix::per_batch(&mut ctx.rng, b, p.mix_alpha));
-            let loss = imix_loss(|x| net.embed(x), view1, view2, p.temperature, mix.as_ref());
-            let value = finite_loss(ctx, "iMix loss", &loss, format!("epoch {epoch} step {}", progress.step))?;
-            let grads = GradientsParams::from_grads(loss.backward(), &*net);
-            *net = optimiser.step(p.schedule.lr(lr_epoch, progress.step), net.clone(), grads);
-            progress.step += 1;
-            loss_sum += value;
-            steps += 1;
-            Ok(())
-        })?;
-        Ok((loss_sum / steps.max(1) as f64, steps))
+/// iMix's epochs: a fresh draw of the training images, two views of each, the N-pairs loss on the first view
+/// mixed; the kNN monitor after the epochs it is due.
+struct ImixRecipe<'a> {
+    p: &'a ImixParams,
+    data: &'a Dataset,
+    spec: &'a NetSpec,
+    record: &'a EncoderRecord,
+    monitor: Option<&'a Monitor>,
+    device: Device,
+    progress: KnnProgress,
+}
+
+impl Recipe for ImixRecipe<'_> {
+    type Model = ImixNet;
+    type State = KnnProgress;
+
+    fn epoch_order(&mut self, ctx: &mut StageContext, _epoch: usize) -> Result<Vec<usize>> {
+        let p = self.p;
+        let order = epoch_order(&mut ctx.rng, self.data.train.len(), p.images_per_epoch, p.batch_size);
+        Ok(paired_order(&order, p.batch_size))
+    }
+
+    fn step(&mut self, ctx: &mut StageContext, net: &ImixNet, batch: Batch, _at: At) -> Result<StepLoss> {
+        let p = self.p;
+        let (view1, view2) = split_views(batch, &self.device);
+        let [b, ..] = view1.dims();
+        let mix = p.mix.then(|| Mix::per_batch(&mut ctx.rng, b, p.mix_alpha));
+        Ok(StepLoss::new(imix_loss(|x| net.embed(x), view1, view2, p.temperature, mix.as_ref())))
+    }
+
+    fn end_epoch(&mut self, ctx: &mut StageContext, net: &ImixNet, epoch: usize, metrics: &mut Value) -> Result<()> {
+        let Some(monitor) = self.monitor.filter(|m| m.due(epoch, self.p.epochs)) else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let record = EncoderRecord { epoch, ..self.record.clone() };
+        let encoder = ImixEncoder::new(net.clone(), self.spec.clone(), record, &ctx.device, self.p.eval_batch_size);
+        let accuracy = keep_if_best(ctx, monitor, encoder, self.data, &mut self.progress)?;
+        metrics["knn_accuracy"] = accuracy.into();
+        metrics["knn_seconds"] = started.elapsed().as_secs_f64().into();
+        let loss = metrics["loss"].as_f64().unwrap_or(f64::NAN);
+        tracing::info!("epoch {epoch}: loss {loss:.4}, kNN accuracy {:.2}%", 100.0 * accuracy);
+        Ok(())
+    }
+
+    fn state(&self) -> KnnProgress {
+        self.progress.clone()
+    }
+
+    fn restore(&mut self, state: KnnProgress, _dir: &Path) -> Result<()> {
+        self.progress = state;
+        Ok(())
     }
 }
 
@@ -243,7 +236,7 @@ fn keep_if_best(
     monitor: &Monitor,
     mut encoder: ImixEncoder,
     data: &Dataset,
-    progress: &mut Progress,
+    progress: &mut KnnProgress,
 ) -> Result<f64> {
     let accuracy = monitor.accuracy(ctx, &encoder, data)?;
     let epoch = encoder.record.epoch;

@@ -1,15 +1,14 @@
 use std::collections::HashSet;
 
 use relab_core::artifact::{LabeledSet, Propagation, npy};
-use relab_core::component::{Selector, StageContext};
-use relab_core::data::Dataset;
+use relab_core::component::{Selector, SelectorInput, StageContext};
 use relab_core::registry::{ParamError, PluginInfo};
 use relab_core::{Error, Result};
 use serde_json::json;
 
 use crate::params::SmallLossParams;
 use crate::ranking::{self, Candidate};
-use crate::training::NoisyTraining;
+use crate::training::track_losses;
 
 /// Reliable-sample selection by the small-loss trick (`docs/method.md` §4).
 #[derive(Debug, Clone)]
@@ -32,13 +31,8 @@ impl PluginInfo for SmallLoss {
 relab_core::submit_plugin!(select, SmallLoss);
 
 impl Selector for SmallLoss {
-    fn select(
-        &mut self,
-        ctx: &mut StageContext,
-        data: &Dataset,
-        propagation: &Propagation,
-        seeds: &LabeledSet,
-    ) -> Result<LabeledSet> {
+    fn select(&mut self, ctx: &mut StageContext, input: SelectorInput<'_>) -> Result<LabeledSet> {
+        let SelectorInput { data, propagation, seeds, .. } = input;
         let n = data.train.len();
         if propagation.len() != n {
             return Err(Error::stage(
@@ -47,7 +41,7 @@ impl Selector for SmallLoss {
             ));
         }
         let labels = carried_labels(propagation, seeds);
-        let tracked = NoisyTraining::start(ctx, &self.params, data, &labels, &seeds.indices)?.run(ctx)?;
+        let tracked = track_losses(ctx, &self.params, data, &labels, &seeds.indices)?;
         write_scores(ctx, &tracked.pool, &tracked.mean)?;
 
         let is_seed: HashSet<usize> = seeds.indices.iter().copied().collect();
@@ -96,7 +90,7 @@ mod tests {
     use super::*;
     use relab_core::burn::tensor::Device;
     use relab_core::component::{MetricsSink, StageKind};
-    use relab_core::data::ImageSet;
+    use relab_core::data::{Dataset, ImageSet};
 
     /// 24 tiny grey images of two kinds (bright top half = class 0, bright bottom half = class 1) with a little
     /// per-image texture.
@@ -149,7 +143,7 @@ mod tests {
         let propagation = Propagation::from_scores(2, scores);
         let seeds = LabeledSet::new(vec![5, 4], vec![1, 0]);
         let mut ctx = ctx(tmp.path());
-        let subset = quick("per_class: 5").select(&mut ctx, &data, &propagation, &seeds).unwrap();
+        let subset = quick("per_class: 5").select(&mut ctx, SelectorInput::new(&data, &propagation, &seeds)).unwrap();
         assert_eq!(subset.labels, vec![0, 0, 0, 0, 0, 1, 1, 1]);
         assert_eq!((subset.indices[0], subset.indices[5]), (4, 5), "each seed leads its class");
         let mut short = subset.indices[6..].to_vec();
@@ -178,7 +172,7 @@ mod tests {
         let propagation = Propagation::from_scores(2, (0..24).flat_map(|i| [(i % 2) as f32, 0.5]).collect());
         let seeds = LabeledSet::new(vec![0], vec![0]);
         let err = quick("epochs: 3\nschedule: {lr: 1.0e30}")
-            .select(&mut ctx(tmp.path()), &data, &propagation, &seeds)
+            .select(&mut ctx(tmp.path()), SelectorInput::new(&data, &propagation, &seeds))
             .unwrap_err();
         assert!(matches!(err, Error::NonFinite { .. }), "{err}");
         assert!(err.to_string().contains("select: non-finite value"), "{err}");

@@ -83,4 +83,8 @@ impl Encoder for RotationEncoder {
         save_backbone(&self.backbone, &self.config, dir)?;
         write_json(&dir.join(RECORD_FILE), &self.record)
     }
+
+    fn backbone(&self) -> Option<(&Backbone, &BackboneConfig)> {
+        Some((&self.backbone, &self.config))
+    }
 }

@@ -1,24 +1,20 @@
-//! The `rotation` SSL method: the training loop of the pretext task, checkpointed after every epoch.
+//! The `rotation` SSL method: the pretext task's recipe for core's training loop.
 
 use std::path::Path;
-use std::time::Instant;
 
 use relab_core::burn;
 use relab_core::burn::module::Module;
-use relab_core::burn::optim::GradientsParams;
-use relab_core::burn::tensor::{Tensor, TensorData};
+use relab_core::burn::tensor::{Device, Tensor, TensorData};
 use relab_core::component::{Encoder, SslMethod, StageContext};
-use relab_core::data::{Dataset, LoaderConfig, for_each_batch};
+use relab_core::data::{Batch, Dataset};
 use relab_core::nn::{Backbone, BackboneConfig, RotationHead, RotationHeadConfig};
 use relab_core::rand::seq::SliceRandom;
 use relab_core::registry::{ParamError, PluginInfo};
 use relab_core::serde::{Deserialize, Serialize};
-use relab_core::serde_json::json;
+use relab_core::serde_json::Value;
 use relab_core::train::losses::labels_tensor;
 use relab_core::train::metrics::argmax_rows;
-use relab_core::train::{
-    Optimiser, OptimiserSettings, cross_entropy, finite_loss, load_module, load_optimiser, save_module, save_optimiser,
-};
+use relab_core::train::{At, Fit, Optimiser, OptimiserSettings, Recipe, Run, ScheduleEpoch, StepLoss, cross_entropy};
 use relab_core::{Error, Result};
 
 use crate::encoder::RotationEncoder;
@@ -62,18 +58,12 @@ pub struct RotNet {
     pub head: RotationHead,
 }
 
-/// What a checkpoint records beside the weights and the optimiser.
-#[derive(Debug, Default, Serialize, Deserialize)]
+/// The last epoch's mean loss and rotation accuracy, for the summary.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(crate = "relab_core::serde")]
-struct Progress {
-    epoch: usize,
-    step: u64,
-    /// Mean loss and rotation accuracy of the last epoch trained.
+struct LastEpoch {
     last: Option<(f64, f64)>,
 }
-
-const MODEL: &str = "model";
-const OPTIMISER: &str = "optimiser";
 
 impl SslMethod for RotationPrediction {
     fn pretrain(&mut self, ctx: &mut StageContext, data: &Dataset) -> Result<Box<dyn Encoder>> {
@@ -85,42 +75,21 @@ impl SslMethod for RotationPrediction {
         let config = BackboneConfig::new(p.backbone, data.train.channels, data.num_classes);
         let head = RotationHeadConfig::new(config.feature_dim());
         let device = ctx.device.clone().autodiff();
-        let mut net = ctx.init(|| RotNet { backbone: config.init(&device), head: head.init(&device) });
-        let mut optimiser = Optimiser::sgd(&p.optimizer);
-        let mut progress = Progress::default();
-        if let Some((saved, dir)) = ctx.restore_checkpoint::<Progress>()? {
-            net = load_module(&dir, MODEL, net)?;
-            optimiser = load_optimiser(&dir, OPTIMISER, optimiser)?;
-            progress = saved;
-        }
-        let bar = ctx.progress(p.epochs as u64, "epochs");
-        bar.set_position(progress.epoch as u64);
-        while progress.epoch < p.epochs {
-            let epoch = progress.epoch + 1;
-            let started = Instant::now();
-            let (loss, accuracy, steps) = self.train_epoch(ctx, data, &mut net, &mut optimiser, &mut progress)?;
-            let lr = p.schedule.lr(progress.epoch as u64, progress.step);
-            relab_core::tracing::info!("epoch {epoch}: loss {loss:.4}, rotations told right {:.1}%", 100.0 * accuracy);
-            ctx.log(json!({
-                "epoch": epoch, "loss": loss, "rotation_accuracy": accuracy, "lr": lr, "steps": steps,
-                "seconds": started.elapsed().as_secs_f64(),
-            }))?;
-            progress.epoch = epoch;
-            progress.last = Some((loss, accuracy));
-            let (n, o) = (&net, &optimiser);
-            ctx.save_checkpoint(&progress, |dir| {
-                save_module(dir, MODEL, n)?;
-                save_optimiser(dir, OPTIMISER, o)
-            })?;
-            bar.inc(1);
-        }
-        bar.finish_and_clear();
-        if let Some((loss, accuracy)) = progress.last {
+        let fresh = ctx.init(|| RotNet { backbone: config.init(&device), head: head.init(&device) });
+        let mut fit = Fit::start(ctx)?;
+        let net = fit.model(fresh, Ok)?;
+        let run = Run::new(data, net, Optimiser::sgd(&p.optimizer), p.epochs, p.batch_size, &p.schedule)
+            .augment(&p.augment)
+            .schedule_epoch(ScheduleEpoch::Finished)
+            .loss_name("rotation loss");
+        let mut recipe = Rotations { p, n: data.train.len(), device, right: 0, seen: 0, last: LastEpoch::default() };
+        let trained = fit.run(ctx, &mut recipe, run)?;
+        if let Some((loss, accuracy)) = recipe.last.last {
             ctx.set_summary("rotation_loss", loss);
             ctx.set_summary("rotation_accuracy", accuracy);
         }
         let norm = (data.mean.as_slice(), data.std.as_slice());
-        Ok(Box::new(RotationEncoder::new(net.backbone, config, norm, &ctx.device, p.eval_batch_size)))
+        Ok(Box::new(RotationEncoder::new(trained.model.backbone, config, norm, &ctx.device, p.eval_batch_size)))
     }
 
     fn load_encoder(&self, ctx: &mut StageContext, dir: &Path) -> Result<Box<dyn Encoder>> {
@@ -128,46 +97,57 @@ impl SslMethod for RotationPrediction {
     }
 }
 
-impl RotationPrediction {
-    /// One epoch over a fresh draw of the training images; returns the mean loss, the fraction of rotations told
-    /// right (on the augmented inputs, before each step) and the number of steps.
-    fn train_epoch(
-        &self,
-        ctx: &mut StageContext,
-        data: &Dataset,
-        net: &mut RotNet,
-        optimiser: &mut Optimiser,
-        progress: &mut Progress,
-    ) -> Result<(f64, f64, usize)> {
-        let p = &self.params;
-        let (epoch, lr_epoch) = (progress.epoch + 1, progress.epoch as u64);
-        let device = ctx.device.clone().autodiff();
-        let mut order: Vec<usize> = (0..data.train.len()).collect();
+/// Each image of a fresh draw shown in its four rotations, the network asked which one it sees.
+struct Rotations<'a> {
+    p: &'a RotationParams,
+    /// Training images.
+    n: usize,
+    device: Device,
+    /// Rotations told right and shown this epoch (on the augmented inputs, before each step).
+    right: usize,
+    seen: usize,
+    last: LastEpoch,
+}
+
+impl Recipe for Rotations<'_> {
+    type Model = RotNet;
+    type State = LastEpoch;
+
+    fn epoch_order(&mut self, ctx: &mut StageContext, _epoch: usize) -> Result<Vec<usize>> {
+        let mut order: Vec<usize> = (0..self.n).collect();
         order.shuffle(&mut ctx.rng);
-        order.truncate(p.images_per_epoch.unwrap_or(order.len()));
-        let mut loader = LoaderConfig::new(p.batch_size, &data.mean, &data.std);
-        loader.augment = Some(p.augment.clone());
-        loader.seed = ctx.seed;
-        loader.epoch = epoch as u64;
-        let (mut loss_sum, mut right, mut seen, mut steps) = (0.0, 0usize, 0usize, 0usize);
-        for_each_batch(&data.train, &order, &loader, |batch| {
-            let x = Tensor::<4>::from_data(TensorData::new(batch.images, batch.shape), &device);
-            let (x, truth) = four_rotations(x);
-            let logits = net.head.forward(net.backbone.forward(x).features);
-            let values = logits.clone().into_data().try_into_vec_as::<f32>();
-            let values = values.map_err(|e| Error::stage("pretrain", format!("cannot read the logits: {e:?}")))?;
-            let predicted = argmax_rows(&values, RotationHeadConfig::ROTATIONS);
-            right += predicted.iter().zip(&truth).filter(|&(p, t)| p == t).count();
-            seen += predicted.len();
-            let loss = cross_entropy(logits, labels_tensor(&truth, &device));
-            let value = finite_loss(ctx, "rotation loss", &loss, format!("epoch {epoch} step {}", progress.step))?;
-            let grads = GradientsParams::from_grads(loss.backward(), &*net);
-            *net = optimiser.step(p.schedule.lr(lr_epoch, progress.step), net.clone(), grads);
-            progress.step += 1;
-            loss_sum += value;
-            steps += 1;
-            Ok(())
-        })?;
-        Ok((loss_sum / steps.max(1) as f64, right as f64 / seen.max(1) as f64, steps))
+        order.truncate(self.p.images_per_epoch.unwrap_or(order.len()));
+        (self.right, self.seen) = (0, 0);
+        Ok(order)
+    }
+
+    fn step(&mut self, _ctx: &mut StageContext, net: &RotNet, batch: Batch, _at: At) -> Result<StepLoss> {
+        let x = Tensor::<4>::from_data(TensorData::new(batch.images, batch.shape), &self.device);
+        let (x, truth) = four_rotations(x);
+        let logits = net.head.forward(net.backbone.forward(x).features);
+        let values = logits.clone().into_data().try_into_vec_as::<f32>();
+        let values = values.map_err(|e| Error::stage("pretrain", format!("cannot read the logits: {e:?}")))?;
+        let predicted = argmax_rows(&values, RotationHeadConfig::ROTATIONS);
+        self.right += predicted.iter().zip(&truth).filter(|&(p, t)| p == t).count();
+        self.seen += predicted.len();
+        Ok(StepLoss::new(cross_entropy(logits, labels_tensor(&truth, &self.device))))
+    }
+
+    fn end_epoch(&mut self, _ctx: &mut StageContext, _net: &RotNet, epoch: usize, record: &mut Value) -> Result<()> {
+        let loss = record["loss"].as_f64().unwrap_or(f64::NAN);
+        let accuracy = self.right as f64 / self.seen.max(1) as f64;
+        relab_core::tracing::info!("epoch {epoch}: loss {loss:.4}, rotations told right {:.1}%", 100.0 * accuracy);
+        record["rotation_accuracy"] = accuracy.into();
+        self.last.last = Some((loss, accuracy));
+        Ok(())
+    }
+
+    fn state(&self) -> LastEpoch {
+        self.last.clone()
+    }
+
+    fn restore(&mut self, state: LastEpoch, _dir: &Path) -> Result<()> {
+        self.last = state;
+        Ok(())
     }
 }
