@@ -18,6 +18,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod registry;
 pub mod report;
+pub mod testing;
 pub mod train;
 /// Re-exported so that plugins build against exactly the host's burn.
 pub use burn;
