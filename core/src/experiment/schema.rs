@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::component::StageKind;
+
 /// One resolved experiment: what `relab run` executes and writes back as `config.yaml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,7 +79,23 @@ pub struct DatasetConfig {
     pub test_limit: Option<usize>,
 }
 
-/// The pipeline's stages, run in this order; any may be omitted.
+impl DatasetConfig {
+    /// The counts that must be positive when given, by key.
+    pub fn counts(&self) -> [(&'static str, Option<usize>); 6] {
+        [
+            ("labels_per_class", self.labels_per_class),
+            ("channels", self.channels),
+            ("pad_to", self.pad_to),
+            ("resize", self.resize),
+            ("train_limit", self.train_limit),
+            ("test_limit", self.test_limit),
+        ]
+    }
+}
+
+/// The pipeline's stages, run in this order; any may be omitted. One field per [`StageKind`] (a test checks that the
+/// keys are [`StageKind::ALL`]'s names, in order); code that goes over the stages goes over [`StageKind::ALL`] or
+/// [`StageKind::SLOTS`] with [`Stages::plugin`] rather than naming the fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Stages {
@@ -91,6 +109,33 @@ pub struct Stages {
     pub select: Option<PluginStage>,
     #[serde(default)]
     pub train: Option<PluginStage>,
+}
+
+impl Stages {
+    /// The stage of `kind` when a plugin fills it (or it is read with `from:`); `None` when the experiment has no
+    /// such stage, and always for the host's own features stage.
+    pub fn plugin(&self, kind: StageKind) -> Option<&PluginStage> {
+        match kind {
+            StageKind::Pretrain => self.pretrain.as_ref(),
+            StageKind::Features => None,
+            StageKind::Propagate => self.propagate.as_ref(),
+            StageKind::Select => self.select.as_ref(),
+            StageKind::Train => self.train.as_ref(),
+        }
+    }
+
+    /// The plugin stages the experiment has, in the order they run.
+    pub fn plugin_stages(&self) -> impl Iterator<Item = (StageKind, &PluginStage)> {
+        StageKind::SLOTS.into_iter().filter_map(|kind| Some((kind, self.plugin(kind)?)))
+    }
+
+    /// Whether the stage of `kind` runs: written in the file, or (features) implied by a propagate stage.
+    pub fn has(&self, kind: StageKind) -> bool {
+        match kind {
+            StageKind::Features => self.features.is_some() || self.propagate.is_some(),
+            kind => self.plugin(kind).is_some(),
+        }
+    }
 }
 
 /// A stage run by a plugin, or supplied as a file with `from:`. Every key besides `plugin` and `from` is a
