@@ -16,5 +16,5 @@ pub use learner::SemiSupervisedLearner;
 pub use propagate_stage::PropagateStage;
 pub use propagator::Propagator;
 pub use selector::Selector;
-pub use ssl_method::{Encoder, SslMethod};
+pub use ssl_method::{Encoder, FeatureOutput, SslMethod};
 pub use stage_kind::StageKind;
