@@ -61,6 +61,59 @@ fn an_unknown_plugin_lists_the_known_ones() {
     assert!(msg.contains("difusion") && msg.contains("known"), "{msg}");
 }
 
+/// The four mistakes of issue 30 that `relab validate` once let through: each is refused (exit status ≠ 0) at the
+/// offending key's file:line, and `relab run` refuses it before any stage runs.
+#[test]
+fn validate_refuses_what_would_fail_later_at_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        ("dataset: { name: cifar11 }\n", ":1:18: dataset.name: unknown value `cifar11`", "did you mean `cifar10`?"),
+        ("dataset:\n  name: fashion-mnist\n  labels_per_class: 0\n", ":3:21: dataset.labels_per_class: ", "at least 1"),
+        (
+            "dataset: { name: fashion-mnist, labels_per_class: 4 }\nstages:\n  train:\n    plugin: supervised\n    \
+             init: pretrain\n",
+            ":5:5: stages.train.init: ",
+            "has no pretrain stage",
+        ),
+        (
+            "dataset: { name: fashion-mnist, labels_per_class: 4 }\nstages:\n  train:\n    plugin: pseudo-label\n    \
+             init: pretrain\n",
+            ":5:5: stages.train.init: ",
+            "has no pretrain stage",
+        ),
+        (
+            "dataset: { name: fashion-mnist, labels_per_class: 4 }\nstages:\n  train:\n    plugin: pseudo-label\n    \
+             repropagate_after: [1]\n",
+            ":5:5: stages.train.repropagate_after: ",
+            "has no propagate stage",
+        ),
+        (
+            "dataset: { name: fashion-mnist, labels_per_class: 4 }\nstages:\n  train:\n    plugin: pseudo-label\n    \
+             initial_pseudo_labels: propagation\n",
+            ":5:5: stages.train.initial_pseudo_labels: ",
+            "has no propagate stage",
+        ),
+        (
+            "dataset: { name: fashion-mnist, labels_per_class: 4 }\nstages:\n  train: { plugin: supervised, epochs: 0 }\n",
+            ":3:40: stages.train.epochs: ",
+            "at least 1",
+        ),
+    ];
+    for (i, (yaml, at, says)) in cases.into_iter().enumerate() {
+        let file = tmp.path().join(format!("case{i}.yaml"));
+        fs::write(&file, yaml).unwrap();
+        let out = relab(&["validate", file.to_str().unwrap()]);
+        let msg = text(&out);
+        assert!(!out.status.success(), "{yaml}: {msg}");
+        assert!(msg.contains(&format!("case{i}.yaml{at}")) && msg.contains(says), "{yaml}: {msg}");
+        let run = tmp.path().join(format!("run{i}"));
+        let out = relab(&["run", file.to_str().unwrap(), "--out", run.to_str().unwrap()]);
+        assert!(!out.status.success(), "{yaml}: {}", text(&out));
+        assert!(text(&out).contains(&format!("case{i}.yaml{at}")), "{}", text(&out));
+        assert!(!run.join("pretrain").exists() && !run.join("train").exists(), "no stage ran");
+    }
+}
+
 #[test]
 fn plugins_list_and_describe() {
     let out = relab(&["plugins", "list"]);

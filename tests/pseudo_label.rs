@@ -56,6 +56,12 @@ fn run_text(text: &str, out: &Path, resume: bool, stop: Option<u64>) -> relab_co
     pipeline::run(&runs[0], &registry, &opts)
 }
 
+/// Why `relab` refuses the experiment `text` before running anything.
+fn refused(text: &str) -> String {
+    let registry = Registry::with_static().unwrap();
+    experiment::load_str(text, Path::new("pseudo-label.yaml"), &[], &registry).unwrap_err().to_string()
+}
+
 /// One test at a time.
 fn turn() -> MutexGuard<'static, ()> {
     static TURN: Mutex<()> = Mutex::new(());
@@ -230,15 +236,14 @@ fn the_first_pseudo_labels_can_be_the_propagated_labels() {
         .count();
     assert_eq!(one_hot_as_propagated, 700);
 
-    // Without a propagate stage there is nothing to start from: the train stage says so before it trains.
+    // Without a propagate stage there is nothing to start from: the experiment is refused before any stage runs.
     let without = FROM_PROPAGATION
         .replace("  features: { source: pixels, pca: 32 }\n", "")
         .replace("  propagate: { plugin: diffusion, k: 20 }\n", "");
-    let err = run_text(&without, &tmp.path().join("without"), false, None).unwrap_err().to_string();
+    let err = refused(&without);
+    assert!(err.contains("stages.train.initial_pseudo_labels: "), "{err}");
     assert!(err.contains("initial_pseudo_labels: propagation needs the propagated labels"), "{err}");
     assert!(err.contains("no propagate stage"), "{err}");
-    let metrics = tmp.path().join("without/train/metrics.jsonl");
-    assert!(fs::read_to_string(metrics).unwrap_or_default().is_empty(), "nothing trained");
 }
 
 #[test]
@@ -267,12 +272,13 @@ fn repropagation_relabels_every_unlabelled_image_by_the_networks_features() {
     let ssl = records.iter().find(|r| r["repropagation_accuracy"].is_number()).expect("a repropagation record");
     assert_eq!(ssl["repropagation_accuracy"].as_f64().unwrap(), expected.accuracy(&truth), "{ssl}");
 
-    // Without a propagate plugin there is nothing to propagate again: the train stage says so before it trains.
+    // Without a propagate plugin there is nothing to propagate again: the experiment is refused before any stage runs.
     let without = text
         .replace("  features: { source: pixels, pca: 32 }\n", "")
         .replace("  propagate: { plugin: diffusion, k: 20 }\n", "")
         .replace("    initial_pseudo_labels: propagation\n", "");
-    let err = run_text(&without, &tmp.path().join("without"), false, None).unwrap_err().to_string();
+    let err = refused(&without);
+    assert!(err.contains("stages.train.repropagate_after: "), "{err}");
     assert!(err.contains("repropagate_after needs a propagate stage"), "{err}");
 }
 

@@ -5,9 +5,22 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
 
-use crate::experiment::BackendChoice;
 use crate::{Error, Result};
+
+/// Which backend runs the tensors: the experiment's `backend:` key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    /// burn's pure-Rust CPU backend (flex): the default, and what CI runs.
+    #[default]
+    Cpu,
+    Wgpu,
+    Cuda,
+    /// cuda, then wgpu, then cpu: the first one compiled in that answers a check.
+    Auto,
+}
 
 /// A device that answered its check.
 #[derive(Debug, Clone)]

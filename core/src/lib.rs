@@ -4,6 +4,9 @@
 //! [`pipeline`] with content-hash caching, datasets ([`data`]), artifacts ([`artifact`]) and the backend choice
 //! ([`device`]). Plugins depend on this crate; this crate never names a plugin.
 
+// The paths `#[params]` generates (`::relab_core::...`) resolve inside this crate too.
+extern crate self as relab_core;
+
 pub mod abi;
 pub mod artifact;
 pub mod bench;
@@ -28,3 +31,38 @@ pub use inventory;
 /// Re-exported so that a plugin crate can depend on relab-core alone, and a plugin library uses the host's very
 /// versions of the crates whose types cross the boundary (serde values, the stage RNG, log records).
 pub use {rand, serde, serde_json, tracing};
+
+/// A plugin's parameters declared once: the serde struct (`deny_unknown_fields`, `default`), its `Default`, its
+/// help lines and its range checks, from one struct.
+///
+/// ```ignore
+/// #[relab_core::params]
+/// #[derive(Debug, Clone, PartialEq)]
+/// pub struct MyParams {
+///     /// neighbours of each node
+///     ///
+///     /// Later paragraphs of a doc comment are for readers of the code; the first is the help line that
+///     /// `relab plugins describe` prints.
+///     #[param(default = 50, min = 1)]
+///     pub k: usize,
+///     /// damping, in [0, 1)
+///     #[param(default = 0.99, min = 0.0, below = 1.0)]
+///     pub alpha: f64,
+///     /// a field without `default` takes its type's `Default`
+///     pub weights: Option<std::path::PathBuf>,
+/// }
+///
+/// ```
+///
+/// `parse_params::<MyParams>` then gives `k: 50` by default and refuses `k: 0` with `k: must be at least 1, found
+/// 0`; `relab plugins describe` prints `neighbours of each node` beside `k`'s default (the registry's tests try
+/// exactly this).
+///
+/// Field attributes, all optional: `#[param(default = EXPR)]` (else the type's `Default`); the range checks
+/// `min = X` (≥), `max = X` (≤), `above = X` (>), `below = X` (<), which [`registry::parse_params`] runs on the value
+/// (on each item of an `Option`, `Vec` or array) and which name the key when they fail; `nested` for a field that
+/// is itself a `#[params]` struct (or an `Option` of one), whose checks then run too, under this key. Struct
+/// arguments, all optional: `#[params(paths("key", ...))]` ([`registry::PluginParams::PATHS`]), `needs = FN` (an
+/// `fn(&Self) -> Vec<StageNeed>`, [`registry::PluginParams::needs`]) and `manual_default` (write `Default` by hand).
+/// Checks across several parameters stay in the plugin's `from_params`.
+pub use relab_macros::params;

@@ -10,5 +10,7 @@ mod table;
 
 pub use dynamic::{DynamicPlugins, PluginLibrary};
 pub use entry::{Factory, PluginEntry, PluginInfo, Slot, StaticPlugin};
-pub use params::{ParamDoc, ParamError, PluginParams, describe_params, parse_params};
+pub use params::{
+    ParamDoc, ParamError, PluginParams, Range, RangeValue, StageNeed, check_range, describe_params, parse_params,
+};
 pub use table::{Origin, Registry};

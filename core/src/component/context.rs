@@ -11,40 +11,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use super::StageKind;
 use crate::artifact::atomic::remove_dir;
 use crate::{Error, Result, progress};
-
-/// The pipeline's stages, in the order they run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StageKind {
-    Pretrain,
-    Features,
-    Propagate,
-    Select,
-    Train,
-}
-
-impl StageKind {
-    pub const ALL: [StageKind; 5] =
-        [StageKind::Pretrain, StageKind::Features, StageKind::Propagate, StageKind::Select, StageKind::Train];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            StageKind::Pretrain => "pretrain",
-            StageKind::Features => "features",
-            StageKind::Propagate => "propagate",
-            StageKind::Select => "select",
-            StageKind::Train => "train",
-        }
-    }
-}
-
-impl std::fmt::Display for StageKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// Appends one JSON object per line to the run's `metrics.jsonl`; shared by all stages of a run.
 #[derive(Clone)]

@@ -10,11 +10,13 @@ mod propagate_stage;
 mod propagator;
 mod selector;
 mod ssl_method;
+mod stage_kind;
 
-pub use context::{MetricsSink, StageContext, StageKind};
+pub use context::{MetricsSink, StageContext};
 pub use inputs::{LearnerInput, SelectorInput};
 pub use learner::SemiSupervisedLearner;
 pub use propagate_stage::PropagateStage;
 pub use propagator::Propagator;
 pub use selector::Selector;
-pub use ssl_method::{Encoder, SslMethod};
+pub use ssl_method::{Encoder, FeatureOutput, SslMethod};
+pub use stage_kind::StageKind;

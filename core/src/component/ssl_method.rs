@@ -1,10 +1,11 @@
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
+
 use super::StageContext;
 use crate::Result;
 use crate::artifact::Features;
 use crate::data::{Dataset, ImageSet};
-use crate::experiment::FeatureOutput;
 use crate::nn::{Backbone, BackboneConfig};
 
 /// Phase 1: learn an encoder from the training images alone (labels of the dataset must not be used for training;
@@ -33,5 +34,28 @@ pub trait Encoder: Send + Sync {
     /// (`init: pretrain`) without a file in between; `None` for any other network.
     fn backbone(&self) -> Option<(&Backbone, &BackboneConfig)> {
         None
+    }
+}
+
+/// Which of an encoder's outputs the features stage takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FeatureOutput {
+    /// The output the SSL method recorded with the encoder (iMix: the projection head, as the original).
+    #[default]
+    Default,
+    /// The backbone's pooled feature.
+    Pooled,
+    /// The projection head's (L2-normalised) output.
+    Head,
+}
+
+impl FeatureOutput {
+    pub fn name(self) -> &'static str {
+        match self {
+            FeatureOutput::Default => "default",
+            FeatureOutput::Pooled => "pooled",
+            FeatureOutput::Head => "head",
+        }
     }
 }

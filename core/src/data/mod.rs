@@ -7,6 +7,7 @@
 pub mod augment;
 mod check;
 pub mod cifar;
+mod config;
 mod gzip;
 pub mod idx;
 mod image_set;
@@ -20,13 +21,13 @@ pub mod prepare;
 mod seeds;
 
 pub use check::{CheckFound, DatasetCheck, Outcome as CheckOutcome, check};
+pub use config::DatasetConfig;
 pub use image_set::{Dataset, ImageSet};
 pub use loader::{Batch, BatchIter, LoaderConfig, for_each_batch};
 pub use locate::KNOWN_DATASETS;
 pub use seeds::{CIFAR10_BUCKETS, pick_seeds};
 
 use crate::Result;
-use crate::experiment::DatasetConfig;
 
 /// The experiment's dataset: found, read, limited, channel-adjusted and padded as `cfg` says.
 pub fn load(cfg: &DatasetConfig) -> Result<Dataset> {

@@ -1,9 +1,9 @@
 //! What an experiment asks of a dataset beyond reading it: a prefix of it for quick runs, a channel count its
 //! networks accept, and a square size they were built for.
 
+use super::DatasetConfig;
 use super::augment::{Image, resize_bilinear};
 use super::image_set::{Dataset, ImageSet};
-use crate::experiment::DatasetConfig;
 use crate::{Error, Result};
 
 /// Applies `train_limit`/`test_limit`, `channels`, `pad_to` and `resize`, in that order.

@@ -7,9 +7,9 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
+use super::DatasetConfig;
 use super::image_set::Dataset;
 use crate::artifact::{LabeledSet, read_indices};
-use crate::experiment::DatasetConfig;
 use crate::{Error, Result};
 
 /// CIFAR-10 training ids of the FixMatch "barely supervised" buckets the original uses with `--seed 1/2/3` and

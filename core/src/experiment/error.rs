@@ -124,6 +124,10 @@ pub enum ConfigErrorKind {
     #[error("{message}")]
     StageSource { message: String },
 
+    /// A plugin's parameter needs another stage that the experiment lacks (or reads from a file).
+    #[error("{message}")]
+    MissingStage { message: String },
+
     /// A path (`from:`, `dataset.seeds`) that does not exist.
     #[error("file not found: {}", .path.display())]
     FileNotFound { path: PathBuf },

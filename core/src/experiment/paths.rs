@@ -22,7 +22,7 @@ pub(crate) fn path_keys(tree: &Value, registry: &Registry) -> Vec<KeyPath> {
         for (stage, params) in stages {
             let stage = tree::segment(stage);
             keys.push(vec!["stages".into(), stage.clone(), "from".into()]);
-            let slot = Slot::ALL.into_iter().find(|slot| slot.stage() == stage);
+            let slot = Slot::from_name(&stage).filter(|s| s.is_slot());
             let plugin = params.get("plugin").and_then(Value::as_str);
             if let Some(entry) = slot.zip(plugin).and_then(|(slot, name)| registry.get(slot, name).ok()) {
                 keys.extend(entry.paths.iter().map(|p| vec!["stages".into(), stage.clone(), p.to_string()]));

@@ -5,6 +5,12 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::component::StageKind;
+// Owned by the layers that use them, re-exported here so that `experiment::X` keeps working.
+pub use crate::component::FeatureOutput;
+pub use crate::data::DatasetConfig;
+pub use crate::device::BackendChoice;
+
 /// One resolved experiment: what `relab run` executes and writes back as `config.yaml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,51 +39,9 @@ fn default_seed() -> u64 {
     1
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendChoice {
-    /// burn's pure-Rust CPU backend (flex): the default, and what CI runs.
-    #[default]
-    Cpu,
-    Wgpu,
-    Cuda,
-    /// cuda, then wgpu, then cpu: the first one compiled in that answers a check.
-    Auto,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatasetConfig {
-    /// `fashion-mnist`, `mnist`, `cifar10`, `cifar100` or `miniimagenet`.
-    pub name: String,
-    /// Folder holding the dataset's files; else `$RELAB_DATA/<name>`, `~/.cache/relab/<name>` and the Debian path.
-    #[serde(default)]
-    pub root: Option<PathBuf>,
-    /// Balanced random seed labels: this many per class, drawn under the experiment's seed.
-    #[serde(default)]
-    pub labels_per_class: Option<usize>,
-    /// Seed indices from a file instead (`.npy`, i64, indices into the training set).
-    #[serde(default)]
-    pub seeds: Option<PathBuf>,
-    /// Channels fed to networks: grey datasets can be repeated to 3; colour datasets must stay 3.
-    #[serde(default)]
-    pub channels: Option<usize>,
-    /// Zero-pad images to this square size (Fashion-MNIST to 32 for CIFAR-shaped networks).
-    #[serde(default)]
-    pub pad_to: Option<usize>,
-    /// Resize every image (train and test, bilinear) to this square size once, before any stage sees it: quick CPU
-    /// runs train at 16×16 for a quarter of the cost of 32×32.
-    #[serde(default)]
-    pub resize: Option<usize>,
-    /// Use only the first N training images (quick runs and tests); indices then refer to this prefix.
-    #[serde(default)]
-    pub train_limit: Option<usize>,
-    /// Use only the first N test images.
-    #[serde(default)]
-    pub test_limit: Option<usize>,
-}
-
-/// The pipeline's stages, run in this order; any may be omitted.
+/// The pipeline's stages, run in this order; any may be omitted. One field per [`StageKind`] (a test checks that the
+/// keys are [`StageKind::ALL`]'s names, in order); code that goes over the stages goes over [`StageKind::ALL`] or
+/// [`StageKind::SLOTS`] with [`Stages::plugin`] rather than naming the fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Stages {
@@ -91,6 +55,33 @@ pub struct Stages {
     pub select: Option<PluginStage>,
     #[serde(default)]
     pub train: Option<PluginStage>,
+}
+
+impl Stages {
+    /// The stage of `kind` when a plugin fills it (or it is read with `from:`); `None` when the experiment has no
+    /// such stage, and always for the host's own features stage.
+    pub fn plugin(&self, kind: StageKind) -> Option<&PluginStage> {
+        match kind {
+            StageKind::Pretrain => self.pretrain.as_ref(),
+            StageKind::Features => None,
+            StageKind::Propagate => self.propagate.as_ref(),
+            StageKind::Select => self.select.as_ref(),
+            StageKind::Train => self.train.as_ref(),
+        }
+    }
+
+    /// The plugin stages the experiment has, in the order they run.
+    pub fn plugin_stages(&self) -> impl Iterator<Item = (StageKind, &PluginStage)> {
+        StageKind::SLOTS.into_iter().filter_map(|kind| Some((kind, self.plugin(kind)?)))
+    }
+
+    /// Whether the stage of `kind` runs: written in the file, or (features) implied by a propagate stage.
+    pub fn has(&self, kind: StageKind) -> bool {
+        match kind {
+            StageKind::Features => self.features.is_some() || self.propagate.is_some(),
+            kind => self.plugin(kind).is_some(),
+        }
+    }
 }
 
 /// A stage run by a plugin, or supplied as a file with `from:`. Every key besides `plugin` and `from` is a
@@ -132,27 +123,4 @@ pub enum FeatureSource {
     Encoder,
     /// Raw pixels, normalised with the dataset's statistics and flattened (the no-SSL baseline).
     Pixels,
-}
-
-/// Which of an encoder's outputs the features stage takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum FeatureOutput {
-    /// The output the SSL method recorded with the encoder (iMix: the projection head, as the original).
-    #[default]
-    Default,
-    /// The backbone's pooled feature.
-    Pooled,
-    /// The projection head's (L2-normalised) output.
-    Head,
-}
-
-impl FeatureOutput {
-    pub fn name(self) -> &'static str {
-        match self {
-            FeatureOutput::Default => "default",
-            FeatureOutput::Pooled => "pooled",
-            FeatureOutput::Head => "head",
-        }
-    }
 }

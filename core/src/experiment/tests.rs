@@ -7,9 +7,9 @@ use serde_yaml::Value;
 
 use super::*;
 use crate::artifact::{Classifier, Features, LabeledSet, Propagation};
-use crate::component::{Encoder, LearnerInput, Propagator, SemiSupervisedLearner, SslMethod, StageContext};
+use crate::component::{Encoder, LearnerInput, Propagator, SemiSupervisedLearner, SslMethod, StageContext, StageKind};
 use crate::data::Dataset;
-use crate::registry::{Origin, ParamError, PluginEntry, PluginInfo, PluginParams};
+use crate::registry::{Origin, ParamError, PluginEntry, PluginInfo, PluginParams, StageNeed};
 
 fn unused<T>() -> crate::Result<T> {
     Err(crate::Error::stage("test", "test plugins are never run"))
@@ -103,17 +103,35 @@ impl Propagator for NearestSeed {
 struct LearnerParams {
     epochs: usize,
     warmup_epochs: usize,
+    init: String,
+    repropagate_after: Vec<usize>,
 }
 
 impl Default for LearnerParams {
     fn default() -> Self {
-        LearnerParams { epochs: 400, warmup_epochs: 200 }
+        LearnerParams { epochs: 400, warmup_epochs: 200, init: "none".into(), repropagate_after: Vec::new() }
     }
 }
 
 impl PluginParams for LearnerParams {
     fn help() -> &'static [(&'static str, &'static str)] {
         &[]
+    }
+
+    fn needs(&self) -> Vec<StageNeed> {
+        let mut needs = Vec::new();
+        if self.init == "pretrain" {
+            needs.push(StageNeed::new(
+                StageKind::Pretrain,
+                "init",
+                "init: pretrain needs the pretrain stage's encoder",
+            ));
+        }
+        if !self.repropagate_after.is_empty() {
+            let why = "repropagate_after needs a propagate stage run by a plugin";
+            needs.push(StageNeed::new(StageKind::Propagate, "repropagate_after", why).run_by_plugin());
+        }
+        needs
     }
 }
 
@@ -558,4 +576,119 @@ fn plugin_libraries_are_relative_to_their_file_and_must_be_loaded_before_the_che
     assert!(err.contains("base.yaml:1:") && err.contains("plugins.0") && err.contains("not loaded"), "{err}");
     let err = load(&exp, &["plugins=[gone.so]".into()], &registry()).unwrap_err().to_string();
     assert!(err.contains("plugins.0") && err.contains("gone.so"), "{err}");
+}
+
+#[test]
+fn an_unknown_dataset_is_refused_at_its_name_with_the_nearest_known_one() {
+    let e = runs("seed: 1\ndataset: {name: cifar11}\n", &[]).unwrap_err();
+    assert!(matches!(&*e.kind, ConfigErrorKind::UnknownValue { suggestion: Some(s), .. } if s == "cifar10"), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "experiments/x.yaml:2:17: dataset.name: unknown value `cifar11`; expected one of fashion-mnist, mnist, \
+         cifar10, cifar100, miniimagenet; did you mean `cifar10`?"
+    );
+    // A known dataset validates whether or not its files are on this machine (the CLI makes that a note).
+    assert!(runs("dataset: {name: miniimagenet, root: /no/such/folder}\n", &[]).is_ok());
+    // Sweeps and overrides are checked too.
+    let e = error("dataset: {name: mnist}\n", &["dataset.name=fashion_mnist"]);
+    assert!(e.starts_with("--set dataset.name=fashion_mnist: dataset.name: unknown value"), "{e}");
+    assert!(e.ends_with("did you mean `fashion-mnist`?"), "{e}");
+}
+
+#[test]
+fn dataset_counts_must_be_positive() {
+    for key in ["labels_per_class", "channels", "pad_to", "resize", "train_limit", "test_limit"] {
+        let text = format!("dataset:\n  name: mnist\n  {key}: 0\n");
+        let e = error(&text, &[]);
+        let column = key.len() + 5;
+        assert_eq!(e, format!("experiments/x.yaml:3:{column}: dataset.{key}: must be at least 1, found 0"));
+        assert!(runs(&text.replace(": 0", ": 1"), &[]).is_ok(), "{key}: 1");
+    }
+    let e = error("dataset: {name: mnist}\nstages:\n  features: {source: pixels, pca: 0}\n", &[]);
+    assert_eq!(e, "experiments/x.yaml:3:35: stages.features.pca: must be at least 1, found 0");
+    let e = error("dataset: {name: mnist}\nsweep:\n  dataset.labels_per_class: [4, 0]\n", &[]);
+    assert!(
+        e.contains("dataset.labels_per_class: must be at least 1")
+            && e.ends_with("(sweep point dataset.labels_per_class=0)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn stage_needs_declared_by_the_plugin_are_checked_at_the_key_that_asks() {
+    let mnist = "dataset: {name: mnist}\n";
+    // init: pretrain without a pretrain stage.
+    let text = format!("{mnist}stages:\n  train:\n    plugin: pseudo-label\n    init: pretrain\n");
+    let e = runs(&text, &[]).unwrap_err();
+    assert!(matches!(&*e.kind, ConfigErrorKind::MissingStage { .. }), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "experiments/x.yaml:5:5: stages.train.init: init: pretrain needs the pretrain stage's encoder, but this \
+         experiment has no pretrain stage (stages.pretrain)"
+    );
+    // With one, run by a plugin or read from a stage folder, it validates.
+    let dir = tempfile::tempdir().unwrap();
+    assert!(runs(&format!("{text}  pretrain: {{plugin: imix}}\n"), &[]).is_ok());
+    let from = format!("{text}  pretrain: {{from: {}}}\n", dir.path().display());
+    assert!(runs(&from, &[]).is_ok());
+    // A need set by --set is reported at the override.
+    let e = error(&format!("{mnist}stages:\n  train: {{plugin: remixmatch}}\n"), &["stages.train.init=pretrain"]);
+    assert!(e.starts_with("--set stages.train.init=pretrain: stages.train.init: init: pretrain needs"), "{e}");
+
+    // repropagate_after needs a propagate stage run by a plugin: none, or one read with `from:`, is refused.
+    let text = format!("{mnist}stages:\n  train: {{plugin: pseudo-label, repropagate_after: [1]}}\n");
+    let e = error(&text, &[]);
+    assert!(e.starts_with("experiments/x.yaml:3:33: stages.train.repropagate_after: repropagate_after needs"), "{e}");
+    assert!(e.ends_with("but this experiment has no propagate stage (stages.propagate)"), "{e}");
+    let labels = dir.path().join("labels.npy");
+    std::fs::write(&labels, b"").unwrap();
+    let from = format!("{text}  features: {{source: pixels}}\n  propagate: {{from: {}}}\n", labels.display());
+    let e = error(&from, &[]);
+    assert!(
+        e.contains("stages.train.repropagate_after: ") && e.contains("stages.propagate is read from a file"),
+        "{e}"
+    );
+    let plugin = format!("{text}  features: {{source: pixels}}\n  propagate: {{plugin: diffusion}}\n");
+    assert!(runs(&plugin, &[]).is_ok());
+    // Each sweep point is checked on its own.
+    let swept =
+        format!("{mnist}stages:\n  train: {{plugin: pseudo-label}}\nsweep:\n  stages.train.init: [none, pretrain]\n");
+    let e = error(&swept, &[]);
+    assert!(
+        e.contains("stages.train.init: init: pretrain needs")
+            && e.ends_with("(sweep point stages.train.init=pretrain)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn host_stage_needs_are_checked_too() {
+    let e = error("dataset: {name: mnist}\nstages:\n  features: {source: encoder}\n", &[]);
+    assert!(
+        e.starts_with(
+            "experiments/x.yaml:3:14: stages.features.source: features come from the pretrain stage's encoder"
+        ),
+        "{e}"
+    );
+    assert!(e.ends_with("no pretrain stage (stages.pretrain)"), "{e}");
+    assert!(runs("dataset: {name: mnist}\nstages:\n  features: {source: pixels}\n", &[]).is_ok());
+}
+
+#[test]
+fn the_schema_s_stages_are_stage_kind_s() {
+    let stage = PluginStage { plugin: Some("x".into()), ..PluginStage::default() };
+    let all = Stages {
+        pretrain: Some(stage.clone()),
+        features: Some(FeaturesStage::default()),
+        propagate: Some(stage.clone()),
+        select: Some(stage.clone()),
+        train: Some(stage),
+    };
+    let Value::Mapping(keys) = serde_yaml::to_value(&all).unwrap() else { panic!() };
+    let keys: Vec<&str> = keys.keys().filter_map(Value::as_str).collect();
+    assert_eq!(keys, StageKind::ALL.map(StageKind::name));
+    let slots: Vec<StageKind> = all.plugin_stages().map(|(kind, _)| kind).collect();
+    assert_eq!(slots, StageKind::SLOTS);
+    assert!(StageKind::ALL.into_iter().all(|kind| all.has(kind)));
+    assert!(!Stages::default().has(StageKind::Features));
 }

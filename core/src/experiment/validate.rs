@@ -1,29 +1,29 @@
 //! From a resolved tree to a checked [`Experiment`]: the schema (serde_yaml through serde_path_to_error, errors
 //! positioned at the offending key or value), then each plugin stage (exactly one of `plugin` and `from`, the plugin
-//! registered for its slot, its parameters accepted by the plugin), then the files the experiment names.
+//! registered for its slot, its parameters accepted by the plugin), the stages each plugin's parameters need, then
+//! the files the experiment names. The dataset must be one relab knows, and its counts positive.
 
 use serde_yaml::{Mapping, Value};
 
 use super::error::{ConfigError, ConfigErrorKind, classify, missing_field, nearest, unknown_field};
 use super::origin::Origins;
-use super::schema::{Experiment, PluginStage};
+use super::schema::{Experiment, FeatureSource, PluginStage, Stages};
 use super::tree::{self, KeyPath};
-use crate::registry::{ParamError, Registry, Slot};
+use crate::component::StageKind;
+use crate::data::KNOWN_DATASETS;
+use crate::registry::{ParamError, Registry, Slot, StageNeed};
 
 /// The typed experiment, once everything in it checks out.
 pub(crate) fn check(tree: &Value, origins: &Origins, registry: &Registry) -> Result<Experiment, ConfigError> {
     let experiment = typed(tree, origins)?;
     let stages = &experiment.stages;
-    let plugin_stages = [
-        (Slot::Pretrain, &stages.pretrain),
-        (Slot::Propagate, &stages.propagate),
-        (Slot::Select, &stages.select),
-        (Slot::Train, &stages.train),
-    ];
-    for (slot, stage) in plugin_stages {
-        if let Some(stage) = stage {
-            plugin_stage(slot, stage, origins, registry)?;
-        }
+    dataset(&experiment, origins)?;
+    for (slot, stage) in stages.plugin_stages() {
+        plugin_stage(slot, stage, origins, registry)?;
+    }
+    host_needs(stages, origins)?;
+    for (slot, stage) in stages.plugin_stages() {
+        stage_needs(slot, stage, stages, origins, registry)?;
     }
     for (i, library) in experiment.plugins.iter().enumerate() {
         let key = vec!["plugins".to_string(), i.to_string()];
@@ -47,8 +47,8 @@ pub(crate) fn check(tree: &Value, origins: &Origins, registry: &Registry) -> Res
         (path(&["dataset", "seeds"]), experiment.dataset.seeds.as_deref()),
         (path(&["stages", "features", "from"]), stages.features.as_ref().and_then(|f| f.from.as_deref())),
     ];
-    for (slot, stage) in plugin_stages {
-        files.push((path(&["stages", slot.stage(), "from"]), stage.as_ref().and_then(|s| s.from.as_deref())));
+    for (slot, stage) in stages.plugin_stages() {
+        files.push((path(&["stages", slot.name(), "from"]), stage.from.as_deref()));
     }
     for (key, file) in files {
         if let Some(file) = file.filter(|f| !f.exists()) {
@@ -60,6 +60,89 @@ pub(crate) fn check(tree: &Value, origins: &Origins, registry: &Registry) -> Res
         }
     }
     Ok(experiment)
+}
+
+/// The dataset is one relab knows (whether its files are on this machine is the pipeline's business, and a note of
+/// `relab validate`), and its counts are positive.
+fn dataset(experiment: &Experiment, origins: &Origins) -> Result<(), ConfigError> {
+    let dataset = &experiment.dataset;
+    if !KNOWN_DATASETS.contains(&dataset.name.as_str()) {
+        let key = path(&["dataset", "name"]);
+        return Err(ConfigError::new(
+            origins.value_location(&key),
+            tree::dotted(&key),
+            ConfigErrorKind::UnknownValue {
+                value: dataset.name.clone(),
+                expected: KNOWN_DATASETS.iter().map(|s| s.to_string()).collect(),
+                suggestion: nearest(&dataset.name, KNOWN_DATASETS),
+            },
+        ));
+    }
+    let features_pca = experiment.stages.features.as_ref().and_then(|f| f.pca);
+    let counts = dataset.counts().into_iter().map(|(key, n)| (path(&["dataset", key]), n));
+    for (key, n) in counts.chain([(path(&["stages", "features", "pca"]), features_pca)]) {
+        if n == Some(0) {
+            return Err(ConfigError::new(
+                origins.value_location(&key),
+                tree::dotted(&key),
+                ConfigErrorKind::Invalid { message: "must be at least 1, found 0".into() },
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The stages the host's own stages need: features from an encoder need the pretrain stage, a selector run by a
+/// plugin needs the propagate stage.
+fn host_needs(stages: &Stages, origins: &Origins) -> Result<(), ConfigError> {
+    let mut needs = Vec::new();
+    // (A features stage the file leaves out, implied by a propagate stage, is left to the pipeline's message.)
+    if let Some(features) = &stages.features
+        && features.source == FeatureSource::Encoder
+        && features.from.is_none()
+    {
+        let why = "features come from the pretrain stage's encoder (`source: encoder`, the default; `source: pixels` \
+                   or `from: FILE.npy` take them from elsewhere)";
+        needs.push((path(&["stages", "features", "source"]), StageNeed::new(StageKind::Pretrain, "source", why)));
+    }
+    if stages.select.as_ref().is_some_and(|s| s.plugin.is_some()) {
+        let why = "a selector needs propagated labels";
+        needs.push((path(&["stages", "select", "plugin"]), StageNeed::new(StageKind::Propagate, "plugin", why)));
+    }
+    for (key, need) in needs {
+        if let Some(message) = need.unmet(stages.plugin(need.stage).map(|s| s.from.is_none())) {
+            let location = origins.key_location(&key);
+            return Err(ConfigError::new(location, tree::dotted(&key), ConfigErrorKind::MissingStage { message }));
+        }
+    }
+    Ok(())
+}
+
+/// The stages that a plugin stage's parameters need ([`PluginParams::needs`](crate::registry::PluginParams::needs))
+/// are in the experiment, run by a plugin where they must be; else an error at the key that asks for them.
+fn stage_needs(
+    slot: Slot,
+    stage: &PluginStage,
+    stages: &Stages,
+    origins: &Origins,
+    registry: &Registry,
+) -> Result<(), ConfigError> {
+    let Some(entry) = stage.plugin.as_deref().and_then(|name| registry.get(slot, name).ok()) else {
+        return Ok(());
+    };
+    for need in (entry.needs)(&Value::Mapping(stage.params.clone())) {
+        let present = match need.stage {
+            StageKind::Features => stages.has(StageKind::Features).then_some(true),
+            kind => stages.plugin(kind).map(|s| s.from.is_none()),
+        };
+        if let Some(message) = need.unmet(present) {
+            let key = [path(&["stages", slot.name()]), need.key.clone()].concat();
+            // The key itself, else (a need of a default value) the stage's key.
+            let location = origins.key_location(&key);
+            return Err(ConfigError::new(location, tree::dotted(&key), ConfigErrorKind::MissingStage { message }));
+        }
+    }
+    Ok(())
 }
 
 fn path(parts: &[&str]) -> KeyPath {

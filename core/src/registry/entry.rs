@@ -1,42 +1,13 @@
 use serde_yaml::Value;
 
-use super::params::{ParamDoc, ParamError, PluginParams, describe_params, parse_params};
+use super::params::{ParamDoc, ParamError, PluginParams, StageNeed, describe_params, parse_params};
 use crate::component::{Propagator, SemiSupervisedLearner, SslMethod};
 
 type SelectorBox = Box<dyn crate::component::Selector>;
 
-/// The slot a plugin fills, named as in the experiment's `stages:`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Slot {
-    Pretrain,
-    Propagate,
-    Select,
-    Train,
-}
-
-impl Slot {
-    pub const ALL: [Slot; 4] = [Slot::Pretrain, Slot::Propagate, Slot::Select, Slot::Train];
-
-    /// The stage key in the YAML.
-    pub fn stage(self) -> &'static str {
-        match self {
-            Slot::Pretrain => "pretrain",
-            Slot::Propagate => "propagate",
-            Slot::Select => "select",
-            Slot::Train => "train",
-        }
-    }
-
-    /// The component kind, for messages.
-    pub fn kind(self) -> &'static str {
-        match self {
-            Slot::Pretrain => "SSL method",
-            Slot::Propagate => "propagator",
-            Slot::Select => "selector",
-            Slot::Train => "semi-supervised learner",
-        }
-    }
-}
+/// The slot a plugin fills: a [`StageKind`] other than `Features`, named as in the experiment's `stages:`
+/// ([`StageKind::SLOTS`] lists them).
+pub use crate::component::StageKind as Slot;
 
 /// Builds a component from its (already validated) parameters. The variant fixes the slot.
 #[derive(Clone, Copy)]
@@ -56,6 +27,8 @@ pub struct PluginEntry {
     pub version: &'static str,
     pub validate: fn(&Value) -> Result<(), ParamError>,
     pub describe: fn() -> Vec<ParamDoc>,
+    /// The other stages the parameters need ([`PluginParams::needs`]); none for parameters that do not parse.
+    pub needs: fn(&Value) -> Vec<StageNeed>,
     /// Parameters whose values are file paths ([`PluginParams::PATHS`]).
     pub paths: &'static [&'static str],
     pub factory: Factory,
@@ -100,6 +73,7 @@ impl PluginEntry {
             version,
             validate: validate::<T>,
             describe: describe_params::<T::Params>,
+            needs: needs::<T>,
             paths: <T::Params as PluginParams>::PATHS,
             factory,
         }
@@ -118,6 +92,10 @@ pub trait PluginInfo: Sized + 'static {
 
 fn validate<T: PluginInfo>(v: &Value) -> Result<(), ParamError> {
     T::from_params(parse_params::<T::Params>(v)?).map(|_| ())
+}
+
+fn needs<T: PluginInfo>(v: &Value) -> Vec<StageNeed> {
+    parse_params::<T::Params>(v).map(|p| p.needs()).unwrap_or_default()
 }
 
 fn build<T: PluginInfo>(v: &Value) -> Result<T, ParamError> {

@@ -1,6 +1,8 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::component::StageKind;
+
 /// A plugin's typed parameters: serde with `deny_unknown_fields` and every default of the method in `Default`.
 pub trait PluginParams: Serialize + DeserializeOwned + Default {
     /// Parameters whose values are file paths. Like `dataset.root`, such a value is written relative to the
@@ -9,6 +11,148 @@ pub trait PluginParams: Serialize + DeserializeOwned + Default {
 
     /// One line of help per parameter, by field name (`relab plugins describe` prints them beside the defaults).
     fn help() -> &'static [(&'static str, &'static str)];
+
+    /// The other stages these parameters need, e.g. `init: pretrain` needs the pretrain stage's encoder. `relab
+    /// validate` (and `relab run`, before any stage runs) refuses an experiment that lacks one, pointing at the key
+    /// that asks for it. None by default.
+    fn needs(&self) -> Vec<StageNeed> {
+        Vec::new()
+    }
+
+    /// The checks of single values (`min = 1`, ...) that [`crate::params`] declares; [`parse_params`] runs them.
+    fn check_ranges(&self) -> Result<(), ParamError> {
+        Ok(())
+    }
+}
+
+/// The bounds a value must keep: `min ≤ x ≤ max`, `above < x < below` (each optional).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Range {
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub above: Option<f64>,
+    pub below: Option<f64>,
+}
+
+impl Range {
+    fn holds(&self, x: f64) -> bool {
+        self.min.is_none_or(|m| x >= m)
+            && self.max.is_none_or(|m| x <= m)
+            && self.above.is_none_or(|m| x > m)
+            && self.below.is_none_or(|m| x < m)
+    }
+
+    /// `at least 1`, `a positive number`, `a finite number ≥ 0 and < 1`.
+    fn describe(&self, float: bool) -> String {
+        if float && *self == (Range { above: Some(0.0), ..Range::default() }) {
+            return "a positive number".into();
+        }
+        let mut parts = Vec::new();
+        for (bound, word, sign) in [
+            (self.min, "at least", "≥"),
+            (self.above, "greater than", ">"),
+            (self.max, "at most", "≤"),
+            (self.below, "less than", "<"),
+        ] {
+            if let Some(b) = bound {
+                parts.push(if float { format!("{sign} {b}") } else { format!("{word} {b}") });
+            }
+        }
+        if float { format!("a finite number {}", parts.join(" and ")) } else { parts.join(" and ") }
+    }
+}
+
+/// Values a [`Range`] applies to: numbers, and each item of an `Option`, `Vec` or array of them.
+pub trait RangeValue {
+    /// Each number in the value, with its text as written; `float` says whether it is a float.
+    fn each(&self, f: &mut dyn FnMut(f64, String, bool));
+}
+
+macro_rules! range_value {
+    ($float:literal: $($t:ty),*) => {$(
+        impl RangeValue for $t {
+            fn each(&self, f: &mut dyn FnMut(f64, String, bool)) {
+                f(*self as f64, self.to_string(), $float)
+            }
+        }
+    )*};
+}
+range_value!(false: u8, u16, u32, u64, usize, i8, i16, i32, i64, isize);
+range_value!(true: f32, f64);
+
+impl<T: RangeValue> RangeValue for Option<T> {
+    fn each(&self, f: &mut dyn FnMut(f64, String, bool)) {
+        if let Some(v) = self {
+            v.each(f)
+        }
+    }
+}
+
+impl<T: RangeValue> RangeValue for Vec<T> {
+    fn each(&self, f: &mut dyn FnMut(f64, String, bool)) {
+        self.iter().for_each(|v| v.each(f))
+    }
+}
+
+impl<T: RangeValue, const N: usize> RangeValue for [T; N] {
+    fn each(&self, f: &mut dyn FnMut(f64, String, bool)) {
+        self.iter().for_each(|v| v.each(f))
+    }
+}
+
+/// The range check [`crate::params`] generates: an error naming `key` when a number in `value` is outside `range`
+/// (a NaN always is).
+pub fn check_range(key: &str, value: &impl RangeValue, range: Range) -> Result<(), ParamError> {
+    let mut bad = None;
+    value.each(&mut |x, text, float| {
+        if bad.is_none() && !(range.holds(x) && x.is_finite()) {
+            bad = Some(format!("must be {}, found {text}", range.describe(float)));
+        }
+    });
+    match bad {
+        None => Ok(()),
+        Some(message) => Err(ParamError { path: vec![key.to_string()], message, known_keys: Vec::new() }),
+    }
+}
+
+/// Another stage that a plugin's parameters need ([`PluginParams::needs`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageNeed {
+    /// The stage needed.
+    pub stage: StageKind,
+    /// Key path, inside the plugin's own stage, of the parameter that asks for it (`["init"]`).
+    pub key: Vec<String>,
+    /// What needs it, as the start of a sentence: `init: pretrain needs the pretrain stage's encoder`.
+    pub why: String,
+    /// The stage must be run by a plugin: one read from a file (`from:`) does not do.
+    pub run_by_plugin: bool,
+}
+
+impl StageNeed {
+    /// `key` (dotted, inside the plugin's stage) needs `stage`, for the reason `why`.
+    pub fn new(stage: StageKind, key: &str, why: impl Into<String>) -> Self {
+        StageNeed { stage, key: key.split('.').map(str::to_string).collect(), why: why.into(), run_by_plugin: false }
+    }
+
+    /// The stage must be run by a plugin, not read from a file with `from:`.
+    pub fn run_by_plugin(mut self) -> Self {
+        self.run_by_plugin = true;
+        self
+    }
+
+    /// Why an experiment whose `stage` is `present` (absent: `None`; read from a file: `Some(false)`; run by a
+    /// plugin: `Some(true)`) does not meet this need, or `None` when it does.
+    pub fn unmet(&self, present: Option<bool>) -> Option<String> {
+        let stage = self.stage.name();
+        match present {
+            None => Some(format!("{}, but this experiment has no {stage} stage (stages.{stage})", self.why)),
+            Some(false) if self.run_by_plugin => Some(format!(
+                "{}, but stages.{stage} is read from a file (`from:`); name a plugin for it instead",
+                self.why
+            )),
+            Some(_) => None,
+        }
+    }
 }
 
 /// A parameter that failed its plugin's checks: where (key path inside the stage), what went wrong, and the keys
@@ -33,6 +177,14 @@ impl std::fmt::Display for ParamError {
 
 impl std::error::Error for ParamError {}
 
+impl ParamError {
+    /// The same error, for the parameter under `key` (a nested struct's error, seen from its parent).
+    pub fn under(mut self, key: &str) -> Self {
+        self.path.insert(0, key.to_string());
+        self
+    }
+}
+
 /// Parameters as the plugin's struct, reporting the key path of the first offending value.
 pub fn parse_params<P: PluginParams>(value: &serde_yaml::Value) -> Result<P, ParamError> {
     let known_keys = || describe_params::<P>().into_iter().map(|d| d.name).collect::<Vec<_>>();
@@ -40,7 +192,7 @@ pub fn parse_params<P: PluginParams>(value: &serde_yaml::Value) -> Result<P, Par
         serde_yaml::Value::Null => serde_yaml::Value::Mapping(Default::default()),
         v => v.clone(),
     };
-    serde_path_to_error::deserialize::<_, P>(value).map_err(|e| {
+    let params = serde_path_to_error::deserialize::<_, P>(value).map_err(|e| {
         let path = e
             .path()
             .iter()
@@ -57,7 +209,9 @@ pub fn parse_params<P: PluginParams>(value: &serde_yaml::Value) -> Result<P, Par
             _ => path,
         };
         ParamError { path, message, known_keys: known_keys() }
-    })
+    })?;
+    params.check_ranges().map_err(|e| ParamError { known_keys: known_keys(), ..e })?;
+    Ok(params)
 }
 
 fn unknown_field(message: &str) -> Option<String> {
@@ -144,5 +298,89 @@ mod tests {
         let shown: Vec<(&str, &str)> = docs.iter().map(|d| (d.name.as_str(), d.default.as_str())).collect();
         assert_eq!(shown, vec![("single", "0.1"), ("pair", "- 0.08\n- 1.3333334"), ("double", "0.1"), ("count", "7")]);
         assert_eq!(docs[0].help, "an f32");
+    }
+
+    /// What the lib.rs documentation of `params` promises.
+    #[crate::params]
+    #[derive(Debug, Clone, PartialEq)]
+    struct MyParams {
+        /// neighbours of each node
+        ///
+        /// Later paragraphs of a doc comment are for readers of the code; the first is the help line that
+        /// `relab plugins describe` prints.
+        #[param(default = 50, min = 1)]
+        k: usize,
+        /// damping, in [0, 1), written over
+        /// two lines
+        #[param(default = 0.99, min = 0.0, below = 1.0)]
+        alpha: f64,
+        /// a field without `default` takes its type's `Default`
+        weights: Option<std::path::PathBuf>,
+        #[param(default = vec![4, 7], min = 1)]
+        epochs: Vec<usize>,
+        /// nested parameters
+        #[param(nested, default = Some(Inner { every: 5 }))]
+        swa: Option<Inner>,
+    }
+
+    #[crate::params(paths("file"), needs = Inner::wants)]
+    #[derive(Debug, Clone, PartialEq)]
+    struct Inner {
+        /// every so many epochs
+        #[param(default = 3, min = 1)]
+        every: usize,
+    }
+
+    impl Inner {
+        fn wants(&self) -> Vec<StageNeed> {
+            vec![StageNeed::new(StageKind::Pretrain, "every", "every needs it")]
+        }
+    }
+
+    fn parse<P: PluginParams>(yaml: &str) -> Result<P, ParamError> {
+        parse_params(&serde_yaml::from_str(yaml).unwrap())
+    }
+
+    #[test]
+    fn params_gives_defaults_help_and_range_checks() {
+        let p: MyParams = parse("{}").unwrap();
+        assert_eq!(p, MyParams::default());
+        assert_eq!((p.k, p.alpha, p.weights.clone(), p.epochs.clone()), (50, 0.99, None, vec![4, 7]));
+        assert_eq!(p.swa, Some(Inner { every: 5 }));
+        assert_eq!(Inner::default(), Inner { every: 3 });
+        let docs = describe_params::<MyParams>();
+        let shown: Vec<(&str, &str, &str)> =
+            docs.iter().map(|d| (d.name.as_str(), d.default.as_str(), d.help.as_str())).collect();
+        assert_eq!(
+            shown,
+            vec![
+                ("k", "50", "neighbours of each node"),
+                ("alpha", "0.99", "damping, in [0, 1), written over two lines"),
+                ("weights", "~", "a field without `default` takes its type's `Default`"),
+                ("epochs", "- 4\n- 7", ""),
+                ("swa", "every: 5", "nested parameters"),
+            ]
+        );
+        // serde: unknown keys are refused, and each key defaults on its own.
+        assert_eq!(parse::<MyParams>("kk: 3").unwrap_err().path, vec!["kk"]);
+        assert_eq!(parse::<MyParams>("k: 3").unwrap().alpha, 0.99);
+        // Range checks name the key (nested ones under their parent) and what was found.
+        let error = |yaml: &str| {
+            let e = parse::<MyParams>(yaml).unwrap_err();
+            format!("{}: {}", e.path.join("."), e.message)
+        };
+        assert_eq!(error("k: 0"), "k: must be at least 1, found 0");
+        assert_eq!(error("alpha: 1.0"), "alpha: must be a finite number ≥ 0 and < 1, found 1");
+        assert_eq!(error("alpha: -0.5"), "alpha: must be a finite number ≥ 0 and < 1, found -0.5");
+        assert_eq!(error("alpha: .nan"), "alpha: must be a finite number ≥ 0 and < 1, found NaN");
+        assert_eq!(error("epochs: [3, 0]"), "epochs: must be at least 1, found 0");
+        assert_eq!(error("swa: {every: 0}"), "swa.every: must be at least 1, found 0");
+        assert!(parse::<MyParams>("swa: ~\nk: 1\nalpha: 0").is_ok());
+        // The known keys come with a range error too (for "did you mean").
+        assert_eq!(parse::<MyParams>("k: 0").unwrap_err().known_keys, ["k", "alpha", "weights", "epochs", "swa"]);
+        // Struct arguments.
+        assert_eq!(Inner::PATHS, ["file"]);
+        assert_eq!(Inner::default().needs()[0].key, ["every"]);
+        assert!(MyParams::default().needs().is_empty());
     }
 }

@@ -94,7 +94,7 @@ impl Registry {
         }
         let known = self.names(slot);
         let mut message = format!("unknown {} `{name}` for stage `{}`", slot.kind(), slot.stage());
-        if let Some(other) = Slot::ALL.into_iter().find(|&s| s != slot && self.contains(s, name)) {
+        if let Some(other) = Slot::SLOTS.into_iter().find(|&s| s != slot && self.contains(s, name)) {
             message.push_str(&format!(" (`{name}` is a {} for stage `{}`)", other.kind(), other.stage()));
         }
         if known.is_empty() {

@@ -1,11 +1,11 @@
-use relab_core::registry::{ParamError, PluginParams};
+use relab_core::registry::ParamError;
 use serde::{Deserialize, Serialize};
 
 /// How an edge of the kNN graph is weighted from its two (unit-length, whitened) endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Weights {
-    /// `max(cos θ, 0)^γ`: similarity to a power, as Iscen et al.'s label propagation (INTENDED, `relab-method.md`
+    /// `max(cos θ, 0)^γ`: similarity to a power, as Iscen et al.'s label propagation (INTENDED, `docs/method.md`
     /// §10 D1).
     #[default]
     Cosine,
@@ -45,90 +45,60 @@ pub enum KnnOn {
     Device,
 }
 
-/// Defaults are the original's (`relab-method.md` §3: k = 200, γ = 3, α = 0.99, 50 CG iterations, tolerance 1e-6,
-/// PCA whitening on); the weights are the intended cosine ones.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+/// Defaults are the original's (`docs/method.md` §3: k = 200, γ = 3, α = 0.99, 50 CG iterations, tolerance 1e-6,
+/// PCA whitening on); the weights are the intended cosine ones. Each field's first doc paragraph is its help line in
+/// `relab plugins describe`.
+#[relab_core::params]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DiffusionParams {
+    /// neighbours per sample in the graph (exact search; the sample itself excluded)
+    #[param(default = 200, min = 1)]
     pub k: usize,
+    /// power of the edge weights
+    #[param(default = 3.0, above = 0.0)]
     pub gamma: f64,
+    /// diffusion strength in (0, 1): solves (I − alpha·Wn) f = y
+    #[param(default = 0.99)]
     pub alpha: f64,
+    /// conjugate-gradient iterations at most (x0 = 0)
+    #[param(default = 50, min = 1)]
     pub iterations: usize,
+    /// stop a class's CG once its residual is below tolerance × its right-hand side's norm
+    #[param(default = 1e-6, min = 0.0)]
     pub tolerance: f64,
+    /// cosine: max(cos, 0)^gamma (intended); l2: (squared distance)^gamma (the released code)
+    #[param(default = Weights::Cosine)]
     pub weights: Weights,
+    /// PCA-whiten (full rank) between the two L2 normalisations, as the original
+    #[param(default = true)]
     pub whiten: bool,
+    /// where the exact kNN runs: auto (the stage's device unless it is the CPU backend), cpu, device (matmul +
+    /// top-k on the stage's device); the neighbours are the same
+    #[param(default = KnnOn::Auto)]
     pub knn: KnnOn,
+    /// none: each row's argmax (the original); class_mass: divide each class's scores by its total over all samples
+    /// first; sinkhorn: scale the scores to equal class masses (Sinkhorn-Knopp) first; both for classes of about
+    /// equal size
+    #[param(default = Balance::None)]
     pub balance: Balance,
+    /// with balance: sinkhorn, the power the scores are raised to before the scaling
+    #[param(default = 2.0, above = 0.0)]
     pub sinkhorn_power: f64,
-}
-
-impl Default for DiffusionParams {
-    fn default() -> Self {
-        DiffusionParams {
-            k: 200,
-            gamma: 3.0,
-            alpha: 0.99,
-            iterations: 50,
-            tolerance: 1e-6,
-            weights: Weights::Cosine,
-            whiten: true,
-            knn: KnnOn::Auto,
-            balance: Balance::None,
-            sinkhorn_power: 2.0,
-        }
-    }
-}
-
-impl PluginParams for DiffusionParams {
-    fn help() -> &'static [(&'static str, &'static str)] {
-        &[
-            ("k", "neighbours per sample in the graph (exact search; the sample itself excluded)"),
-            ("gamma", "power of the edge weights"),
-            ("alpha", "diffusion strength in (0, 1): solves (I − alpha·Wn) f = y"),
-            ("iterations", "conjugate-gradient iterations at most (x0 = 0)"),
-            ("tolerance", "stop a class's CG once its residual is below tolerance × its right-hand side's norm"),
-            ("weights", "cosine: max(cos, 0)^gamma (intended); l2: (squared distance)^gamma (the released code)"),
-            ("whiten", "PCA-whiten (full rank) between the two L2 normalisations, as the original"),
-            (
-                "knn",
-                "where the exact kNN runs: auto (the stage's device unless it is the CPU backend), cpu, device \
-                 (matmul + top-k on the stage's device); the neighbours are the same",
-            ),
-            (
-                "balance",
-                "none: each row's argmax (the original); class_mass: divide each class's scores by its total over \
-                 all samples first; sinkhorn: scale the scores to equal class masses (Sinkhorn-Knopp) first; both \
-                 for classes of about equal size",
-            ),
-            ("sinkhorn_power", "with balance: sinkhorn, the power the scores are raised to before the scaling"),
-        ]
-    }
 }
 
 impl DiffusionParams {
     /// Checks each value's range; the error names the key and what it accepts.
     pub fn check(&self) -> Result<(), ParamError> {
-        let bad = |key: &str, message: String| Err(ParamError { path: vec![key.into()], message, known_keys: vec![] });
-        if self.k == 0 {
-            return bad("k", "must be at least 1 neighbour".into());
-        }
-        if !(self.gamma.is_finite() && self.gamma > 0.0) {
-            return bad("gamma", format!("must be a positive number, found {}", self.gamma));
-        }
+        // Counts and the other single-value ranges are declared above (`min = 1`, ...) and checked on parsing.
         if !(self.alpha > 0.0 && self.alpha < 1.0) {
-            return bad(
-                "alpha",
-                format!("must lie strictly between 0 and 1 (I − alpha·Wn is singular at 1), found {}", self.alpha),
-            );
-        }
-        if self.iterations == 0 {
-            return bad("iterations", "must be at least 1".into());
-        }
-        if !(self.tolerance.is_finite() && self.tolerance >= 0.0) {
-            return bad("tolerance", format!("must be a finite number ≥ 0, found {}", self.tolerance));
-        }
-        if !(self.sinkhorn_power.is_finite() && self.sinkhorn_power > 0.0) {
-            return bad("sinkhorn_power", format!("must be a positive number, found {}", self.sinkhorn_power));
+            return Err(ParamError {
+                path: vec!["alpha".into()],
+                message: format!(
+                    "must lie strictly between 0 and 1 (I − alpha·Wn is singular at 1), found {}",
+                    self.alpha
+                ),
+                known_keys: vec![],
+            });
         }
         Ok(())
     }

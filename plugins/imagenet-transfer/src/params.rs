@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
 use relab_core::nn::resnet::StemKind;
-use relab_core::registry::{ParamError, PluginParams};
+use relab_core::registry::ParamError;
 use serde::{Deserialize, Serialize};
 
 use crate::torchvision::{WEIGHTS_EXTENSIONS, missing_weights_help};
@@ -10,7 +10,7 @@ use crate::torchvision::{WEIGHTS_EXTENSIONS, missing_weights_help};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Normalise {
-    /// The dataset's own mean and std (`relab-method.md` §8.3), what the original ReLaB did (with CIFAR's).
+    /// The dataset's own mean and std (`docs/method.md` §8.3), what the original ReLaB did (with CIFAR's).
     Dataset,
     /// The statistics the ImageNet weights were trained with, [`IMAGENET_MEAN`] and [`IMAGENET_STD`].
     Imagenet,
@@ -22,54 +22,29 @@ pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 /// Defaults are the pre-cleanup ReLaB's (§2.5): images resized to 224 and normalised with the dataset's statistics.
 /// The stem defaults to torchvision's, the one the weights were trained with; `imagenet_relab` is the original's.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+/// Each field's first doc paragraph is its help line in `relab plugins describe`; `size` and `batch_size` are
+/// checked by their `min` when parsed.
+#[relab_core::params(paths("weights"))]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ImageNetParams {
-    /// torchvision's ResNet-50 ImageNet state dict, `.pth`/`.pt` or `.safetensors`.
+    /// torchvision's ResNet-50 ImageNet state dict (.pth, .pt or .safetensors), relative to the experiment file;
+    /// required
     pub weights: Option<PathBuf>,
-    /// Images are resized (bilinear) to `size` × `size` before the network.
+    /// images are resized (bilinear) to size × size; the original upsampled CIFAR to 224
+    #[param(default = 224, min = MIN_SIZE)]
     pub size: usize,
+    /// dataset (its own mean/std, as the original) or imagenet (the weights' training statistics)
+    #[param(default = Normalise::Dataset)]
     pub normalise: Normalise,
+    /// imagenet (torchvision: 7×7 conv stride 2 + max-pool) or imagenet_relab (the original ReLaB: 7×7 conv stride
+    /// 1, pad 1, no max-pool; about 16× the compute)
+    #[param(default = StemKind::ImageNet)]
     pub stem: StemKind,
-    /// Images per forward pass when extracting features.
+    /// images per forward pass when extracting features
+    #[param(default = 32, min = 1)]
     pub batch_size: usize,
 }
 
-impl Default for ImageNetParams {
-    fn default() -> Self {
-        ImageNetParams {
-            weights: None,
-            size: 224,
-            normalise: Normalise::Dataset,
-            stem: StemKind::ImageNet,
-            batch_size: 32,
-        }
-    }
-}
-
-impl PluginParams for ImageNetParams {
-    const PATHS: &'static [&'static str] = &["weights"];
-
-    fn help() -> &'static [(&'static str, &'static str)] {
-        &[
-            (
-                "weights",
-                "torchvision's ResNet-50 ImageNet state dict (.pth, .pt or .safetensors), relative to the experiment \
-                 file; required",
-            ),
-            ("size", "images are resized (bilinear) to size × size; the original upsampled CIFAR to 224"),
-            ("normalise", "dataset (its own mean/std, as the original) or imagenet (the weights' training statistics)"),
-            (
-                "stem",
-                "imagenet (torchvision: 7×7 conv stride 2 + max-pool) or imagenet_relab (the original ReLaB: 7×7 conv \
-                 stride 1, pad 1, no max-pool; about 16× the compute)",
-            ),
-            ("batch_size", "images per forward pass when extracting features"),
-        ]
-    }
-}
-
-/// The ResNet-50 is divided by 32 from input to the last stage; below this the last stages see a single pixel.
 const MIN_SIZE: usize = 32;
 
 impl ImageNetParams {
@@ -87,17 +62,11 @@ impl ImageNetParams {
                 format!("{} must end in .{}", weights.display(), WEIGHTS_EXTENSIONS.join(", .")),
             ));
         }
-        if self.size < MIN_SIZE {
-            return Err(bad("size", format!("must be at least {MIN_SIZE}, got {}", self.size)));
-        }
         if self.stem == StemKind::Cifar {
             return Err(bad(
                 "stem",
                 "the CIFAR stem is a 3×3 conv, ImageNet weights have a 7×7 one: use imagenet or imagenet_relab".into(),
             ));
-        }
-        if self.batch_size == 0 {
-            return Err(bad("batch_size", "must be at least 1".into()));
         }
         Ok(())
     }
@@ -105,7 +74,7 @@ impl ImageNetParams {
 
 #[cfg(test)]
 mod tests {
-    use relab_core::registry::parse_params;
+    use relab_core::registry::{PluginParams, parse_params};
 
     use super::*;
 

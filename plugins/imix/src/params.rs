@@ -1,6 +1,5 @@
 use relab_core::data::augment::{Augment, ColorJitter, Flip, Pipeline, RandomGrayscale, RandomResizedCrop};
 use relab_core::nn::BackboneKind;
-use relab_core::registry::PluginParams;
 use relab_core::train::SgdSettings;
 use relab_core::train::schedule::LrSchedule;
 use serde::{Deserialize, Serialize};
@@ -28,36 +27,74 @@ pub enum Keep {
     Best,
 }
 
-/// Defaults are iMix's (`relab-method.md` §2.1–2.4, §7.4): two views, mixup of the first with λ ~ Beta(1, 1),
+/// Defaults are iMix's (`docs/method.md` §2.1–2.4, §7.4): two views, mixup of the first with λ ~ Beta(1, 1),
 /// N-pairs at τ = 0.2, SGD with Nesterov momentum 0.9, lr 0.1, weight decay 1e-4, 4000 epochs with the rate cut
 /// tenfold at 2000 and 3000, batch 256, a 128-d head, the kNN monitor (k = 200, σ = 0.1) after every epoch. The
-/// backbone is ResNet-50, the one ReLaB's propagation features come from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+/// backbone is ResNet-50, the one ReLaB's propagation features come from. Each field's first doc paragraph is its
+/// help line in `relab plugins describe`.
+#[relab_core::params]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ImixParams {
+    /// resnet50 (ReLaB's features), resnet18, wrn28_2, wrn16_2 or wrn10_2 (quick CPU runs)
+    #[param(default = BackboneKind::ResNet50)]
     pub backbone: BackboneKind,
+    /// training epochs (the original: 4000)
+    #[param(default = 4000, min = 1)]
     pub epochs: usize,
-    /// Images per epoch, drawn afresh (without repeats) each epoch; `None` is the whole training set.
+    /// images per epoch, a fresh random draw each epoch; null = the whole training set
+    ///
+    /// Drawn afresh (without repeats) each epoch.
+    #[param(min = 2)]
     pub images_per_epoch: Option<usize>,
+    /// images per step; each gives two views, and the other images' views are the negatives
+    #[param(default = 256, min = 2)]
     pub batch_size: usize,
+    /// τ of the N-pairs logits ⟨z̃_i, z_j⟩/τ
+    #[param(default = 0.2, above = 0.0)]
     pub temperature: f64,
+    /// mix the first views (iMix); false = plain N-pairs
+    ///
     /// `false` is plain N-pairs (the original's `--no-mix`).
+    #[param(default = true)]
     pub mix: bool,
-    /// α of λ ~ Beta(α, α).
+    /// λ ~ Beta(α, α), then λ ← max(λ, 1−λ); one λ and one permutation per batch
+    #[param(default = 1.0, above = 0.0)]
     pub mix_alpha: f64,
+    /// width of the L2-normalised head embedding
+    #[param(default = 128, min = 1)]
     pub projection_dim: usize,
-    /// Hidden width of the projection head; `None` is twice the backbone's feature width.
+    /// hidden width of the head; null = 2 × the backbone's feature width
+    #[param(min = 1)]
     pub projection_hidden: Option<usize>,
+    /// learning rate: {lr, milestones (0-based epochs), gamma, milestones_in, warmup_steps}
+    #[param(default = LrSchedule::multi_step(0.1, &[2000, 3000], 0.1))]
     pub schedule: LrSchedule,
+    /// SGD: {momentum, nesterov, weight_decay, dampening}
+    #[param(default = SgdSettings { momentum: 0.9, nesterov: true, weight_decay: 1e-4, dampening: 0.0 })]
     pub optimizer: SgdSettings,
+    /// each view's augmentations; on grey images saturation, hue and grayscale have no meaning and change nothing
+    /// (crop, flip, brightness and contrast still apply)
+    ///
     /// The pipeline that makes each of the two views.
+    #[param(default = imix_views())]
     pub augment: Pipeline,
-    /// Run the kNN monitor every this many epochs (and after the last); 0 never.
+    /// epochs between kNN monitors on the test split (also after the last); 0 = never
+    #[param(default = 1)]
     pub monitor_every: usize,
+    /// neighbours of the kNN monitor (cosine similarity)
+    #[param(default = 200, min = 1)]
     pub knn_k: usize,
+    /// σ of the monitor's vote weights exp(s/σ)
+    #[param(default = 0.1, above = 0.0)]
     pub knn_sigma: f64,
+    /// the encoder the stage hands on: last, or best (by the monitor's test accuracy)
+    #[param(default = Keep::Last)]
     pub encoder: Keep,
+    /// what the features stage gets by default: head (128-d, as the original) or pooled
+    #[param(default = DefaultOutput::Head)]
     pub output: DefaultOutput,
+    /// images per batch when extracting features
+    #[param(default = 500, min = 1)]
     pub eval_batch_size: usize,
 }
 
@@ -70,60 +107,6 @@ pub fn imix_views() -> Pipeline {
         Augment::ColorJitter(ColorJitter::default()),
         Augment::Grayscale(RandomGrayscale::default()),
     ])
-}
-
-impl Default for ImixParams {
-    fn default() -> Self {
-        ImixParams {
-            backbone: BackboneKind::ResNet50,
-            epochs: 4000,
-            images_per_epoch: None,
-            batch_size: 256,
-            temperature: 0.2,
-            mix: true,
-            mix_alpha: 1.0,
-            projection_dim: 128,
-            projection_hidden: None,
-            schedule: LrSchedule::multi_step(0.1, &[2000, 3000], 0.1),
-            optimizer: SgdSettings { momentum: 0.9, nesterov: true, weight_decay: 1e-4, dampening: 0.0 },
-            augment: imix_views(),
-            monitor_every: 1,
-            knn_k: 200,
-            knn_sigma: 0.1,
-            encoder: Keep::Last,
-            output: DefaultOutput::Head,
-            eval_batch_size: 500,
-        }
-    }
-}
-
-impl PluginParams for ImixParams {
-    fn help() -> &'static [(&'static str, &'static str)] {
-        &[
-            ("backbone", "resnet50 (ReLaB's features), resnet18, wrn28_2, wrn16_2 or wrn10_2 (quick CPU runs)"),
-            ("epochs", "training epochs (the original: 4000)"),
-            ("images_per_epoch", "images per epoch, a fresh random draw each epoch; null = the whole training set"),
-            ("batch_size", "images per step; each gives two views, and the other images' views are the negatives"),
-            ("temperature", "τ of the N-pairs logits ⟨z̃_i, z_j⟩/τ"),
-            ("mix", "mix the first views (iMix); false = plain N-pairs"),
-            ("mix_alpha", "λ ~ Beta(α, α), then λ ← max(λ, 1−λ); one λ and one permutation per batch"),
-            ("projection_dim", "width of the L2-normalised head embedding"),
-            ("projection_hidden", "hidden width of the head; null = 2 × the backbone's feature width"),
-            ("schedule", "learning rate: {lr, milestones (0-based epochs), gamma, milestones_in, warmup_steps}"),
-            ("optimizer", "SGD: {momentum, nesterov, weight_decay, dampening}"),
-            (
-                "augment",
-                "each view's augmentations; on grey images saturation, hue and grayscale have no meaning and \
-                 change nothing (crop, flip, brightness and contrast still apply)",
-            ),
-            ("monitor_every", "epochs between kNN monitors on the test split (also after the last); 0 = never"),
-            ("knn_k", "neighbours of the kNN monitor (cosine similarity)"),
-            ("knn_sigma", "σ of the monitor's vote weights exp(s/σ)"),
-            ("encoder", "the encoder the stage hands on: last, or best (by the monitor's test accuracy)"),
-            ("output", "what the features stage gets by default: head (128-d, as the original) or pooled"),
-            ("eval_batch_size", "images per batch when extracting features"),
-        ]
-    }
 }
 
 #[cfg(test)]

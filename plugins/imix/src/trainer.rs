@@ -33,27 +33,8 @@ impl PluginInfo for Imix {
     type Params = ImixParams;
 
     fn from_params(params: ImixParams) -> Result<Self, ParamError> {
+        // Counts and the other single-value ranges are checked by their `min`/`above` in ImixParams.
         let bad = |key: &str, message: String| ParamError { path: vec![key.into()], message, known_keys: vec![] };
-        for (key, value, least) in [
-            ("epochs", params.epochs, 1),
-            ("batch_size", params.batch_size, 2),
-            ("projection_dim", params.projection_dim, 1),
-            ("projection_hidden", params.projection_hidden.unwrap_or(1), 1),
-            ("images_per_epoch", params.images_per_epoch.unwrap_or(2), 2),
-            ("knn_k", params.knn_k, 1),
-            ("eval_batch_size", params.eval_batch_size, 1),
-        ] {
-            if value < least {
-                return Err(bad(key, format!("must be at least {least}, found {value}")));
-            }
-        }
-        for (key, value) in
-            [("temperature", params.temperature), ("mix_alpha", params.mix_alpha), ("knn_sigma", params.knn_sigma)]
-        {
-            if !(value.is_finite() && value > 0.0) {
-                return Err(bad(key, format!("must be a finite number > 0, found {value}")));
-            }
-        }
         params.schedule.check().map_err(|m| bad("schedule", m))?;
         OptimiserSettings::Sgd(params.optimizer.clone()).check().map_err(|m| bad("optimizer", m))?;
         if params.encoder == Keep::Best && params.monitor_every == 0 {

@@ -1,100 +1,150 @@
+use relab_core::component::StageKind;
 use relab_core::data::augment::{Augment, ColorJitter, Flip, PadMode, Pipeline, RandomCrop};
 use relab_core::nn::BackboneKind;
-use relab_core::registry::{ParamError, PluginParams};
+use relab_core::registry::{ParamError, StageNeed};
 use relab_core::train::schedule::LrSchedule;
 use relab_core::train::{Init, SgdSettings, Views};
 use serde::{Deserialize, Serialize};
 
-/// Defaults are ReLaB's Pseudo-Labeling runs (`relab-method.md` §5, §7.2): WRN-28-2; a 200-epoch warm-up on the
+/// Defaults are ReLaB's Pseudo-Labeling runs (`docs/method.md` §5, §7.2): WRN-28-2; a 200-epoch warm-up on the
 /// labelled set (steps at 100 and 150), then 400 semi-supervised epochs (steps at 250 and 350) with batches of 100
 /// holding 20 labelled images; SGD 0.1, momentum 0.9, weight decay 1e-4; mixup α = 1; prior and entropy weights
 /// 0.8 and 0.4; the `jitter` augmentation; SWA of every 5th epoch after 350.
 ///
 /// The original starts from RotNet weights with its first blocks frozen; those weights are not available here, so
-/// `init` defaults to `none` and `freeze` to off (freezing random blocks is refused).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+/// `init` defaults to `none` and `freeze` to off (freezing random blocks is refused). Each field's first doc
+/// paragraph is its help line in `relab plugins describe`.
+#[relab_core::params(needs = PseudoLabelParams::stage_needs)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PseudoLabelParams {
+    /// wrn28_2, wrn16_2 or wrn10_2 (quick runs), resnet18, resnet50 or resnet50_imagenet
+    #[param(default = BackboneKind::Wrn28_2)]
     pub backbone: BackboneKind,
+    /// starting weights: none, pretrain (the pretrain stage's encoder, same backbone) or a folder with model.json +
+    /// weights.safetensors; the head is always re-initialised
+    #[param(default = Init::None)]
     pub init: Init,
+    /// freeze all child modules but the last three (WRN: init_conv, unit1, unit2) in both runs
+    ///
     /// Freeze what the original's `--freeze` freezes: every child module of the network but the last three (WRN:
     /// `init_conv`, `unit1`, `unit2`; ResNet: `conv1`, `bn1`, `layer1`, `layer2`), in both runs. Their batch norms
     /// stay in training mode, as in PyTorch, so their running statistics still move.
+    #[param(default = false)]
     pub freeze: bool,
+    /// run 1 on the labelled set only: {epochs, batch_size, schedule}; epochs may be 0
+    #[param(nested)]
     pub warmup: WarmupParams,
-    /// Semi-supervised epochs (run 2).
+    /// semi-supervised epochs (run 2)
+    #[param(default = 400, min = 1)]
     pub epochs: usize,
+    /// images per semi-supervised step, labelled and unlabelled together
+    #[param(default = 100, min = 1)]
     pub batch_size: usize,
-    /// Labelled images in each semi-supervised batch; the rest are unlabelled.
+    /// labelled images in each semi-supervised batch
+    ///
+    /// The rest are unlabelled.
+    #[param(default = 20, min = 1)]
     pub labeled_per_batch: usize,
-    /// A quick-run approximation: each semi-supervised epoch visits a fresh seeded random sample of this many
-    /// unlabelled images instead of all of them. Pseudo-labels of the others are left as they were.
+    /// quick-run approximation: a fresh random sample of this many unlabelled images per epoch (~: all)
+    ///
+    /// Each semi-supervised epoch visits a fresh seeded random sample of this many unlabelled images instead of all
+    /// of them. Pseudo-labels of the others are left as they were.
     pub unlabeled_per_epoch: Option<usize>,
+    /// semi-supervised learning rate: {lr, milestones (epochs, 1-based), gamma}
+    #[param(default = LrSchedule::multi_step(0.1, &[250, 350], 0.1))]
     pub schedule: LrSchedule,
+    /// SGD of both runs: {momentum, nesterov, weight_decay, dampening}
+    #[param(default = SgdSettings { momentum: 0.9, nesterov: false, weight_decay: 1e-4, dampening: 0.0 })]
     pub optimizer: SgdSettings,
-    /// Mixup's α: `λ ~ Beta(α, α)`, then `λ ← max(λ, 1−λ)`; 0 turns mixup off.
+    /// mixup α (λ ~ Beta(α, α), λ ← max(λ, 1−λ)); 0 for no mixup
+    #[param(default = 1.0, min = 0.0)]
     pub mixup_alpha: f64,
-    /// Weight of the class-prior regulariser `L_p` (the original's `--alpha`).
+    /// weight of the class-prior regulariser (semi-supervised run only)
+    ///
+    /// `L_p`, the original's `--alpha`.
+    #[param(default = 0.8, min = 0.0)]
     pub prior_weight: f64,
-    /// Weight of the entropy regulariser `L_e` (the original's `--beta`).
+    /// weight of the entropy regulariser (semi-supervised run only)
+    ///
+    /// `L_e`, the original's `--beta`.
+    #[param(default = 0.4, min = 0.0)]
     pub entropy_weight: f64,
-    /// Where the pseudo-labels of the first semi-supervised epoch come from.
+    /// first pseudo-labels predicted from augmented (as the original) or clean images, or the propagate stage's
+    /// labels (propagation)
+    #[param(default = InitialPseudoLabels::Augmented)]
     pub initial_pseudo_labels: InitialPseudoLabels,
+    /// semi-supervised epochs after which the propagate stage propagates its seeds again over the network's pooled
+    /// features, giving every unlabelled image its new propagated label (default: none)
+    ///
     /// Not the original's: after each of these semi-supervised epochs, the experiment's propagate stage propagates
     /// its seeds again over the network's pooled features (evaluation mode, un-augmented images), and every
     /// unlabelled image's pseudo-label becomes its new propagated label, one-hot (Iscen et al.'s iterated label
     /// propagation). A network trained on the propagated labels gives a graph that propagates better than the
     /// SSL features did.
     pub repropagate_after: Vec<usize>,
-    /// How a propagated label becomes an unlabelled image's pseudo-label, for `initial_pseudo_labels:
-    /// propagation` and `repropagate_after`: the one-hot row of its class, or its propagated scores as a soft target.
+    /// how a propagated label becomes a pseudo-label: one_hot (its class) or soft (its propagated scores, raised to
+    /// soft_target_power and normalised to sum to one)
+    ///
+    /// For `initial_pseudo_labels: propagation` and `repropagate_after`.
+    #[param(default = PropagatedTargets::OneHot)]
     pub propagated_targets: PropagatedTargets,
-    /// With `propagated_targets: soft`, the power the (non-negative) scores are raised to before they are
-    /// normalised to sum to one; above 1 sharpens the targets towards the argmax.
+    /// with propagated_targets: soft, the power of the scores (above 1 sharpens)
+    ///
+    /// The (non-negative) scores are raised to it before they are normalised to sum to one.
+    #[param(default = 1.0, above = 0.0)]
     pub soft_target_power: f64,
+    /// {start, every}: average the weights after epochs e > start with e % every == 0; ~ for none
+    #[param(nested, default = Some(SwaParams::default()))]
     pub swa: Option<SwaParams>,
-    /// Training augmentation of both runs.
+    /// training augmentation of both runs (default: the original's jitter)
+    #[param(default = jitter())]
     pub augment: Pipeline,
+    /// epochs between test evaluations
+    ///
     /// Evaluate on the test split every this many epochs of each run (and after its last epoch).
+    #[param(default = 1, min = 1)]
     pub eval_every: usize,
+    /// images per batch when evaluating or predicting pseudo-labels
+    #[param(default = 500, min = 1)]
     pub eval_batch_size: usize,
+    /// plain | mirror: test predictions of the image, or averaged with its mirror image's
+    ///
     /// The views of each test image the evaluations average: `plain` (the method) or `mirror` (the image and its
     /// horizontal mirror; the plain figures of the last and SWA models are then also in the summary).
+    #[param(default = Views::Plain)]
     pub test_views: Views,
 }
 
 /// Run 1: supervised training on the labelled set alone, with mixup and without the regularisers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[relab_core::params]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WarmupParams {
+    /// warm-up epochs; may be 0
+    #[param(default = 200)]
     pub epochs: usize,
+    /// labelled images per warm-up step
+    #[param(default = 100, min = 1)]
     pub batch_size: usize,
+    /// warm-up learning rate: {lr, milestones (epochs, 1-based), gamma}
+    #[param(default = LrSchedule::multi_step(0.1, &[100, 150], 0.1))]
     pub schedule: LrSchedule,
-}
-
-impl Default for WarmupParams {
-    fn default() -> Self {
-        WarmupParams { epochs: 200, batch_size: 100, schedule: LrSchedule::multi_step(0.1, &[100, 150], 0.1) }
-    }
 }
 
 /// Stochastic weight averaging: after semi-supervised epoch `e` with `e > start` and `e % every == 0`, the weights
 /// join an equal-weight average; batch-norm statistics are recomputed for it at the end.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[relab_core::params]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SwaParams {
+    /// epochs after which averaging starts
+    #[param(default = 350)]
     pub start: usize,
+    /// average every this many epochs
+    #[param(default = 5, min = 1)]
     pub every: usize,
 }
 
-impl Default for SwaParams {
-    fn default() -> Self {
-        SwaParams { start: 350, every: 5 }
-    }
-}
-
 /// The original predicts the first pseudo-labels in evaluation mode from its training loader, i.e. from augmented
-/// images (`relab-method.md` §5.1, B7); `clean` predicts them from the un-augmented images instead. `propagation`
+/// images (`docs/method.md` §5.1, B7); `clean` predicts them from the un-augmented images instead. `propagation`
 /// is not the original's: the first pseudo-label of each unlabelled image is its propagated label (one-hot), from the
 /// experiment's propagate stage, so the semi-supervised run starts from what the graph knows about every image
 /// rather than from what the warm-up learnt from the labelled set alone.
@@ -129,84 +179,38 @@ pub fn jitter() -> Pipeline {
     ])
 }
 
-impl Default for PseudoLabelParams {
-    fn default() -> Self {
-        PseudoLabelParams {
-            backbone: BackboneKind::Wrn28_2,
-            init: Init::None,
-            freeze: false,
-            warmup: WarmupParams::default(),
-            epochs: 400,
-            batch_size: 100,
-            labeled_per_batch: 20,
-            unlabeled_per_epoch: None,
-            schedule: LrSchedule::multi_step(0.1, &[250, 350], 0.1),
-            optimizer: SgdSettings { momentum: 0.9, nesterov: false, weight_decay: 1e-4, dampening: 0.0 },
-            mixup_alpha: 1.0,
-            prior_weight: 0.8,
-            entropy_weight: 0.4,
-            initial_pseudo_labels: InitialPseudoLabels::Augmented,
-            repropagate_after: Vec::new(),
-            propagated_targets: PropagatedTargets::OneHot,
-            soft_target_power: 1.0,
-            swa: Some(SwaParams::default()),
-            augment: jitter(),
-            eval_every: 1,
-            eval_batch_size: 500,
-            test_views: Views::Plain,
-        }
-    }
-}
-
-impl PluginParams for PseudoLabelParams {
-    fn help() -> &'static [(&'static str, &'static str)] {
-        &[
-            ("backbone", "wrn28_2, wrn16_2 or wrn10_2 (quick runs), resnet18, resnet50 or resnet50_imagenet"),
-            (
-                "init",
-                "starting weights: none, pretrain (the pretrain stage's encoder, same backbone) or a folder with \
-                 model.json + weights.safetensors; the head is always re-initialised",
-            ),
-            ("freeze", "freeze all child modules but the last three (WRN: init_conv, unit1, unit2) in both runs"),
-            ("warmup", "run 1 on the labelled set only: {epochs, batch_size, schedule}; epochs may be 0"),
-            ("epochs", "semi-supervised epochs (run 2)"),
-            ("batch_size", "images per semi-supervised step, labelled and unlabelled together"),
-            ("labeled_per_batch", "labelled images in each semi-supervised batch"),
-            (
-                "unlabeled_per_epoch",
-                "quick-run approximation: a fresh random sample of this many unlabelled images per epoch (~: all)",
-            ),
-            ("schedule", "semi-supervised learning rate: {lr, milestones (epochs, 1-based), gamma}"),
-            ("optimizer", "SGD of both runs: {momentum, nesterov, weight_decay, dampening}"),
-            ("mixup_alpha", "mixup α (λ ~ Beta(α, α), λ ← max(λ, 1−λ)); 0 for no mixup"),
-            ("prior_weight", "weight of the class-prior regulariser (semi-supervised run only)"),
-            ("entropy_weight", "weight of the entropy regulariser (semi-supervised run only)"),
-            (
-                "initial_pseudo_labels",
-                "first pseudo-labels predicted from augmented (as the original) or clean images, or the \
-                 propagate stage's labels (propagation)",
-            ),
-            (
-                "repropagate_after",
-                "semi-supervised epochs after which the propagate stage propagates its seeds again over the \
-                 network's pooled features, giving every unlabelled image its new propagated label (default: none)",
-            ),
-            (
-                "propagated_targets",
-                "how a propagated label becomes a pseudo-label: one_hot (its class) or soft (its propagated \
-                 scores, raised to soft_target_power and normalised to sum to one)",
-            ),
-            ("soft_target_power", "with propagated_targets: soft, the power of the scores (above 1 sharpens)"),
-            ("swa", "{start, every}: average the weights after epochs e > start with e % every == 0; ~ for none"),
-            ("augment", "training augmentation of both runs (default: the original's jitter)"),
-            ("eval_every", "epochs between test evaluations"),
-            ("eval_batch_size", "images per batch when evaluating or predicting pseudo-labels"),
-            ("test_views", "plain | mirror: test predictions of the image, or averaged with its mirror image's"),
-        ]
-    }
-}
-
 impl PseudoLabelParams {
+    /// The stages `init`, `initial_pseudo_labels` and `repropagate_after` ask for.
+    fn stage_needs(&self) -> Vec<StageNeed> {
+        let mut needs = Vec::new();
+        if self.init == Init::Pretrain {
+            needs.push(StageNeed::new(
+                StageKind::Pretrain,
+                "init",
+                "init: pretrain needs the pretrain stage's encoder",
+            ));
+        }
+        if self.initial_pseudo_labels == InitialPseudoLabels::Propagation {
+            needs.push(StageNeed::new(
+                StageKind::Propagate,
+                "initial_pseudo_labels",
+                "initial_pseudo_labels: propagation needs the propagated labels of the propagate stage",
+            ));
+        }
+        if !self.repropagate_after.is_empty() {
+            needs.push(
+                StageNeed::new(
+                    StageKind::Propagate,
+                    "repropagate_after",
+                    "repropagate_after needs a propagate stage run by a plugin, to propagate again over the \
+                     network's features",
+                )
+                .run_by_plugin(),
+            );
+        }
+        needs
+    }
+
     /// Checks across parameters, with the key each complaint is about.
     pub fn check(&self) -> Result<(), ParamError> {
         let bad = |path: &[&str], message: String| ParamError {
@@ -214,20 +218,8 @@ impl PseudoLabelParams {
             message,
             known_keys: vec![],
         };
-        for (key, value) in [
-            ("epochs", self.epochs),
-            ("batch_size", self.batch_size),
-            ("labeled_per_batch", self.labeled_per_batch),
-            ("eval_every", self.eval_every),
-            ("eval_batch_size", self.eval_batch_size),
-        ] {
-            if value == 0 {
-                return Err(bad(&[key], "must be at least 1".into()));
-            }
-        }
-        if self.warmup.batch_size == 0 {
-            return Err(bad(&["warmup", "batch_size"], "must be at least 1".into()));
-        }
+        // Counts and the other single-value ranges are declared on the fields (`min = 1`, ...) and checked when
+        // the parameters are parsed.
         if self.labeled_per_batch >= self.batch_size {
             return Err(bad(
                 &["labeled_per_batch"],
@@ -251,26 +243,6 @@ impl PseudoLabelParams {
         relab_core::train::OptimiserSettings::Sgd(self.optimizer.clone())
             .check()
             .map_err(|m| bad(&["optimizer"], m))?;
-        for (key, value) in [
-            ("mixup_alpha", self.mixup_alpha),
-            ("prior_weight", self.prior_weight),
-            ("entropy_weight", self.entropy_weight),
-        ] {
-            if !(value.is_finite() && value >= 0.0) {
-                return Err(bad(&[key], format!("must be a finite number ≥ 0, found {value}")));
-            }
-        }
-        if !(self.soft_target_power.is_finite() && self.soft_target_power > 0.0) {
-            return Err(bad(
-                &["soft_target_power"],
-                format!("must be a positive number, found {}", self.soft_target_power),
-            ));
-        }
-        if let Some(swa) = &self.swa
-            && swa.every == 0
-        {
-            return Err(bad(&["swa", "every"], "must be at least 1".into()));
-        }
         if let Some(&e) = self.repropagate_after.iter().find(|&&e| e == 0 || e > self.epochs) {
             return Err(bad(
                 &["repropagate_after"],

@@ -1,96 +1,62 @@
 use relab_core::data::augment::{PadMode, Pipeline};
 use relab_core::nn::BackboneKind;
-use relab_core::registry::{ParamError, PluginParams};
+use relab_core::registry::ParamError;
 use relab_core::train::schedule::LrSchedule;
 use relab_core::train::{OptimiserSettings, SgdSettings};
-use serde::{Deserialize, Serialize};
 
-/// Defaults are phase 2b's (`relab-method.md` §4, §7.1): a fresh WRN-28-2, 60 epochs of SGD at a constant 0.1
+/// Defaults are phase 2b's (`docs/method.md` §4, §7.1): a fresh WRN-28-2, 60 epochs of SGD at a constant 0.1
 /// (momentum 0.9, Nesterov, weight decay 5e-4), batch 512, pad-4 crop and flip, losses tracked over the last 30
-/// epochs, 50 samples kept per class (the CIFAR-10 setting; 40 for CIFAR-100 and miniImageNet).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+/// epochs, 50 samples kept per class (the CIFAR-10 setting; 40 for CIFAR-100 and miniImageNet). Each field's first
+/// doc paragraph is its help line in `relab plugins describe`.
+#[relab_core::params]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SmallLossParams {
+    /// network trained from scratch on the propagated labels: wrn28_2 (the method), wrn16_2 or wrn10_2 (quick
+    /// runs), resnet18, resnet50
+    #[param(default = BackboneKind::Wrn28_2)]
     pub backbone: BackboneKind,
+    /// training epochs
+    #[param(default = 60, min = 1)]
     pub epochs: usize,
+    /// the last this many epochs measure every sample's loss (un-augmented, eval mode)
+    ///
     /// Epochs at the end of training whose per-sample losses are averaged.
+    #[param(default = 30)]
     pub track_epochs: usize,
-    /// Samples kept per propagated class.
+    /// samples kept per propagated class, seeds first, then by ascending mean loss
+    #[param(default = 50, min = 1)]
     pub per_class: usize,
+    /// images per optimiser step
+    #[param(default = 512, min = 1)]
     pub batch_size: usize,
+    /// learning rate: {lr, milestones (epochs, 1-based), gamma, milestones_in, warmup_steps}
+    #[param(default = LrSchedule::constant(0.1))]
     pub schedule: LrSchedule,
+    /// SGD: {momentum, nesterov, weight_decay, dampening}
+    #[param(default = SgdSettings { momentum: 0.9, nesterov: true, weight_decay: 5e-4, dampening: 0.0 })]
     pub optimizer: SgdSettings,
+    /// training augmentations, e.g. [{crop: {padding: 4}}, flip]
+    #[param(default = Pipeline::crop_flip(4, PadMode::Zero))]
     pub augment: Pipeline,
-    /// Images per batch when measuring the tracked losses.
+    /// images per batch when measuring the tracked losses
+    #[param(default = 512, min = 1)]
     pub eval_batch_size: usize,
-    /// Train and rank on this many randomly drawn training images (plus the seeds) instead of all of them.
+    /// quick-run approximation: train and rank on N random training images plus the seeds instead of all images
+    /// (only those can be selected); unset = all images, as the method
+    #[param(min = 1)]
     pub sample: Option<usize>,
-}
-
-impl Default for SmallLossParams {
-    fn default() -> Self {
-        SmallLossParams {
-            backbone: BackboneKind::Wrn28_2,
-            epochs: 60,
-            track_epochs: 30,
-            per_class: 50,
-            batch_size: 512,
-            schedule: LrSchedule::constant(0.1),
-            optimizer: SgdSettings { momentum: 0.9, nesterov: true, weight_decay: 5e-4, dampening: 0.0 },
-            augment: Pipeline::crop_flip(4, PadMode::Zero),
-            eval_batch_size: 512,
-            sample: None,
-        }
-    }
-}
-
-impl PluginParams for SmallLossParams {
-    fn help() -> &'static [(&'static str, &'static str)] {
-        &[
-            (
-                "backbone",
-                "network trained from scratch on the propagated labels: wrn28_2 (the method), wrn16_2 or wrn10_2 (quick \
-                 runs), resnet18, resnet50",
-            ),
-            ("epochs", "training epochs"),
-            ("track_epochs", "the last this many epochs measure every sample's loss (un-augmented, eval mode)"),
-            ("per_class", "samples kept per propagated class, seeds first, then by ascending mean loss"),
-            ("batch_size", "images per optimiser step"),
-            ("schedule", "learning rate: {lr, milestones (epochs, 1-based), gamma, milestones_in, warmup_steps}"),
-            ("optimizer", "SGD: {momentum, nesterov, weight_decay, dampening}"),
-            ("augment", "training augmentations, e.g. [{crop: {padding: 4}}, flip]"),
-            ("eval_batch_size", "images per batch when measuring the tracked losses"),
-            (
-                "sample",
-                "quick-run approximation: train and rank on N random training images plus the seeds instead of \
-                 all images (only those can be selected); unset = all images, as the method",
-            ),
-        ]
-    }
 }
 
 impl SmallLossParams {
     /// Values that parse but cannot run, reported at the key that holds them.
     pub fn check(&self) -> Result<(), ParamError> {
+        // Counts are checked by their `min = 1` above, when the parameters are parsed.
         let bad = |key: &str, message: String| ParamError { path: vec![key.into()], message, known_keys: vec![] };
-        for (key, value) in [
-            ("epochs", self.epochs),
-            ("per_class", self.per_class),
-            ("batch_size", self.batch_size),
-            ("eval_batch_size", self.eval_batch_size),
-        ] {
-            if value == 0 {
-                return Err(bad(key, "must be at least 1".into()));
-            }
-        }
         if !(1..=self.epochs).contains(&self.track_epochs) {
             return Err(bad(
                 "track_epochs",
                 format!("must be between 1 and epochs ({}), found {}", self.epochs, self.track_epochs),
             ));
-        }
-        if self.sample == Some(0) {
-            return Err(bad("sample", "must be at least 1 (leave it out to use every training image)".into()));
         }
         self.schedule.check().map_err(|m| bad("schedule", m))?;
         OptimiserSettings::Sgd(self.optimizer.clone()).check().map_err(|m| bad("optimizer", m))?;

@@ -28,17 +28,8 @@ impl PluginInfo for Supervised {
     type Params = SupervisedParams;
 
     fn from_params(params: SupervisedParams) -> Result<Self, ParamError> {
+        // Counts are checked by their `min = 1` in SupervisedParams.
         let bad = |key: &str, message: String| ParamError { path: vec![key.into()], message, known_keys: vec![] };
-        for (key, value) in [
-            ("epochs", params.epochs),
-            ("batch_size", params.batch_size),
-            ("eval_every", params.eval_every),
-            ("eval_batch_size", params.eval_batch_size),
-        ] {
-            if value == 0 {
-                return Err(bad(key, "must be at least 1".into()));
-            }
-        }
         params.schedule.check().map_err(|m| bad("schedule", m))?;
         params.init.validate().map_err(|m| bad("init", m))?;
         Ok(Supervised { params })

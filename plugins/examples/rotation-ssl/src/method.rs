@@ -34,17 +34,8 @@ impl PluginInfo for RotationPrediction {
     type Params = RotationParams;
 
     fn from_params(params: RotationParams) -> Result<Self, ParamError> {
+        // Counts are checked by their `min = 1` in RotationParams.
         let bad = |key: &str, message: String| ParamError { path: vec![key.into()], message, known_keys: vec![] };
-        for (key, value) in [
-            ("epochs", params.epochs),
-            ("batch_size", params.batch_size),
-            ("eval_batch_size", params.eval_batch_size),
-            ("images_per_epoch", params.images_per_epoch.unwrap_or(1)),
-        ] {
-            if value == 0 {
-                return Err(bad(key, "must be at least 1, found 0".into()));
-            }
-        }
         params.schedule.check().map_err(|m| bad("schedule", m))?;
         OptimiserSettings::Sgd(params.optimizer.clone()).check().map_err(|m| bad("optimizer", m))?;
         Ok(RotationPrediction { params })
