@@ -11,7 +11,6 @@ use std::process::Command;
 fn main() {
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=Cargo.toml");
-    println!("cargo:rerun-if-changed=../Cargo.toml");
     println!("cargo:rerun-if-changed=build.rs");
     let env = |k: &str| std::env::var(k).unwrap_or_default();
     let features: Vec<&str> = ["wgpu", "cuda"]
@@ -39,10 +38,10 @@ fn rustc_version() -> String {
     text.strip_prefix("rustc ").unwrap_or(&text).to_string()
 }
 
-/// burn's version from the workspace's exact pin (`burn = { version = "=X.Y.Z", ... }`): an exact pin is what makes
-/// the requirement the version itself, so anything else stops the build.
+/// burn's version from this crate's exact pin (`burn = { version = "=X.Y.Z", ... }`): an exact pin is what makes the
+/// requirement the version itself, so anything else stops the build.
 fn burn_version() -> String {
-    let manifest = std::fs::read_to_string("../Cargo.toml").expect("the workspace Cargo.toml");
+    let manifest = std::fs::read_to_string("Cargo.toml").expect("relab-core's Cargo.toml");
     let line = manifest.lines().find(|l| l.trim_start().starts_with("burn =")).expect("a `burn =` line");
     let version = line.split("version = \"").nth(1).and_then(|rest| rest.split('"').next()).expect("burn's version");
     version

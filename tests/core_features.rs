@@ -33,7 +33,7 @@ fn root() -> &'static Path {
 fn tree(dir: &Path, args: &[String], dev: bool) -> String {
     let edges = if dev { "normal,build,dev" } else { "normal,build" };
     let out = Command::new(cargo())
-        .args(["tree", "--frozen", "--prefix", "depth", "--format", "{p} {f}", "--edges", edges])
+        .args(["tree", "--locked", "--prefix", "depth", "--format", "{p} {f}", "--edges", edges])
         .args(args)
         .current_dir(dir)
         .output()
@@ -144,10 +144,15 @@ fn relab_core_is_built_with_the_same_dependency_features_whoever_builds_it() {
         let runs: Vec<_> = selections
             .iter()
             .flat_map(|s| [false, true].map(|dev| (s, dev)))
-            .map(|(s, dev)| (s, dev, scope.spawn(move || core_graph(&tree(&s.dir, &s.args, dev)))))
+            .map(|(s, dev)| (s, dev, scope.spawn(move || tree(&s.dir, &s.args, dev))))
             .collect();
         for (selection, dev, run) in runs {
-            let diff = difference(&reference, &run.join().unwrap());
+            let tree = run.join().unwrap();
+            // A member that does not link relab-core (its proc-macro crate, say) cannot build it differently.
+            if !tree.lines().any(|l| l.trim_start_matches(|c: char| c.is_ascii_digit()).starts_with("relab-core v")) {
+                continue;
+            }
+            let diff = difference(&reference, &core_graph(&tree));
             if !diff.is_empty() {
                 let what =
                     if dev { selection.what.replacen("cargo build", "cargo test", 1) } else { selection.what.clone() };

@@ -96,6 +96,13 @@ pub fn stage_context(dir: &Path, stage: StageKind, seed: u64, resume: bool) -> R
     Ok(StageContext::new(stage, Device::flex(), "cpu", seed, dir.to_path_buf(), metrics, resume))
 }
 
+/// A context for `stage` in a fresh temporary folder, removed when the returned folder guard drops.
+pub fn scratch_context(stage: StageKind) -> (tempfile::TempDir, StageContext) {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let ctx = stage_context(dir.path(), stage, 1, false).expect("a stage context in a fresh folder");
+    (dir, ctx)
+}
+
 /// The plugin built from parameters written as YAML (`""` for the defaults), as the registry builds it.
 pub fn build<T: PluginInfo>(yaml: &str) -> std::result::Result<T, crate::registry::ParamError> {
     let value: serde_yaml::Value = serde_yaml::from_str(yaml).expect("the test's parameters are YAML");

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_propagate;
 mod data;
+mod new;
 mod plugins;
 mod report;
 mod run;
@@ -51,6 +52,9 @@ enum Command {
     /// `relab bench propagate --features F.npy --labels L.npy --seeds S.npy`.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Scaffold a plugin crate from the slot's template: `relab new train my-learner` writes plugins/my-learner/
+    /// (parameters, registration, the kit's tests, a YAML) and links it into the binary.
+    New(new::NewArgs),
     /// One table of the summary numbers of several runs, mean ± std over runs that differ only by seed.
     Report {
         /// Run folders (each with summary.json and config.yaml).
@@ -80,6 +84,7 @@ where
         Command::Data(cmd) => data::data(cmd),
         Command::Report { runs } => report::report(&runs),
         Command::Bench(cmd) => bench::bench(cmd),
+        Command::New(args) => new::new(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,7 +1,7 @@
 use relab_core::Result;
 use relab_core::artifact::{Features, LabeledSet, Propagation};
 use relab_core::component::{Propagator, StageContext};
-use relab_core::registry::{ParamError, PluginInfo, PluginParams};
+use relab_core::registry::{ParamError, PluginInfo};
 use serde::{Deserialize, Serialize};
 
 /// How "nearest" is measured.
@@ -15,16 +15,13 @@ pub enum Metric {
     L2,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
+/// The YAML parameters of `nearest-seed`.
+#[relab_core::params]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NearestSeedParams {
+    /// cosine (L2-normalised features) or l2 (Euclidean distance)
+    #[param(default = Metric::Cosine)]
     pub metric: Metric,
-}
-
-impl PluginParams for NearestSeedParams {
-    fn help() -> &'static [(&'static str, &'static str)] {
-        &[("metric", "cosine (L2-normalised features) or l2 (Euclidean distance)")]
-    }
 }
 
 /// Labels every sample with the class of its nearest seed. The score of class `c` is the similarity to the nearest
