@@ -139,6 +139,9 @@ pub struct StageOutcome<T> {
     pub value: T,
 }
 
+/// What a stage returned, with its summary.
+type Finished<T> = Result<(T, Map<String, Value>)>;
+
 /// Runs `stage` (a closure over a fresh context) in a new folder of `root`.
 fn run_in<T>(
     root: &Path,
@@ -147,7 +150,7 @@ fn run_in<T>(
     resume: bool,
     stop_after: Option<u64>,
     stage: &impl Fn(&mut StageContext) -> Result<T>,
-) -> (PathBuf, Result<(T, Map<String, Value>)>) {
+) -> (PathBuf, Finished<T>) {
     let dir = root.join(name);
     let result = stage_context(&dir, kind, 7, resume).and_then(|mut ctx| {
         ctx.stop_after_checkpoints(stop_after);

@@ -242,7 +242,9 @@ pub struct Trained<M: Module> {
 /// The loop's part of a checkpoint's `state.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Saved {
-    phase: u32,
+    /// The run's [`Phase::name`], for a reader of `state.json`.
+    phase: String,
+    phase_index: u32,
     /// Epochs finished in `phase`.
     epoch: usize,
     /// Optimiser steps taken in `phase`.
@@ -275,7 +277,7 @@ impl Fit {
 
     /// Whether the checkpoint was written in `phase` or a later one, so that what comes before `phase` already ran.
     pub fn resumes_in(&self, phase: Phase) -> bool {
-        self.saved.as_ref().is_some_and(|(s, _)| s.phase >= phase.index)
+        self.saved.as_ref().is_some_and(|(s, _)| s.phase_index >= phase.index)
     }
 
     /// The network to train: `fresh` with the checkpoint's weights when the stage resumes, otherwise `init(fresh)`
@@ -304,11 +306,11 @@ impl Fit {
         let mut ema = run.ema_decay.map(|d| Ema::new(&model, d));
         let (mut epoch, mut step) = (0, 0);
         if let Some((saved, dir)) = &self.saved {
-            if saved.phase as usize > phase {
+            if saved.phase_index as usize > phase {
                 let history = self.histories[phase].clone();
                 return Ok(Trained { model, optimiser, swa, ema, history, steps: 0 });
             }
-            if saved.phase as usize == phase {
+            if saved.phase_index as usize == phase {
                 optimiser = load_optimiser(dir, OPTIMISER, optimiser)?;
                 if saved.swa_snapshots > 0 {
                     swa = Swa::resume(load_module(dir, SWA, model.valid())?, saved.swa_snapshots);
@@ -388,7 +390,8 @@ impl Fit {
             ctx.log(record)?;
             epoch = e;
             let saved = Saved {
-                phase: run.phase.index,
+                phase: run.phase.name.to_string(),
+                phase_index: run.phase.index,
                 epoch,
                 step,
                 histories: self.histories.clone(),
