@@ -15,6 +15,8 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod experiment;
+pub mod formats;
+pub mod kernels;
 pub mod linalg;
 pub mod nn;
 pub mod pipeline;

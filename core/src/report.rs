@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::artifact::atomic;
+use crate::formats::atomic;
 use crate::{Error, Result};
 
 /// Preferred order of the headline numbers; others follow, timings last.

@@ -7,11 +7,12 @@ use sha2::{Digest, Sha256};
 
 use super::cache::{StageCache, remove_dir};
 use super::stage_record::StageRecord;
-use crate::artifact::{Features, LabeledSet, Propagation, atomic, npy, original};
+use crate::artifact::{Features, LabeledSet, Propagation, original};
 use crate::component::{Encoder, LearnerInput, MetricsSink, PropagateStage, SelectorInput, StageContext, StageKind};
 use crate::data::{self, Dataset};
 use crate::device::{self, CheckedDevice};
 use crate::experiment::{FeatureSource, FeaturesStage, PluginStage, ResolvedRun};
+use crate::formats::{atomic, npy};
 use crate::linalg::Pca;
 use crate::registry::{Factory, PluginEntry, Registry, Slot};
 use crate::{Error, Result, report};
