@@ -11,7 +11,7 @@ use crate::{Error, Result};
 pub(super) const KNOWN: &[(&str, &str)] = &[
     ("propagation_accuracy", "propagation accuracy"),
     ("subset_precision", "reliable-subset precision"),
-    ("knn_accuracy", "kNN accuracy (SSL features)"),
+    ("knn_accuracy", "kNN accuracy"),
     ("test_accuracy.best", "test accuracy, best"),
     ("test_accuracy.last", "test accuracy, last"),
     ("test_accuracy.median_last20", "test accuracy, median of last 20"),
