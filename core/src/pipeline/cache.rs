@@ -1,3 +1,5 @@
+//! The shared stage cache: finished stage folders keyed by their input hash, reused across runs.
+
 use std::fs;
 use std::path::{Path, PathBuf};
 

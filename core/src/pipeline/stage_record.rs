@@ -1,3 +1,5 @@
+//! `stage.json`: the record of which inputs produced a stage folder and whether the stage finished.
+
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
