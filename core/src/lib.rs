@@ -1,8 +1,10 @@
 //! relab-core: the host of the relab pipeline.
 //!
 //! The four component slots ([`component`]), the plugin [`registry`], YAML [`experiment`]s, the staged
-//! [`pipeline`] with content-hash caching, datasets ([`data`]), artifacts ([`artifact`]) and the backend choice
-//! ([`device`]). Plugins depend on this crate; this crate never names a plugin.
+//! [`pipeline`] with content-hash caching, run reports ([`report`]), datasets ([`data`]), artifacts ([`artifact`])
+//! and the file formats they are stored in ([`formats`]), the networks ([`nn`]) and the CPU kernels under them
+//! ([`kernels`]), shared numerics ([`linalg`]), training parts ([`train`]) and the backend choice ([`device`]).
+//! Plugins depend on this crate; this crate never names a plugin.
 
 // The paths `#[params]` generates (`::relab_core::...`) resolve inside this crate too.
 extern crate self as relab_core;
@@ -15,6 +17,10 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod experiment;
+pub mod formats;
+pub mod kernels;
+#[cfg(test)]
+mod layering;
 pub mod linalg;
 pub mod nn;
 pub mod pipeline;

@@ -8,8 +8,8 @@ use relab_core::nn::BackboneKind;
 pub enum BenchCommand {
     /// Training throughput: forward + backward + SGD step at a fixed batch on 32×32×3 inputs; prints one JSON line.
     Train(TrainArgs),
-    /// Diffusion label propagation alone on .npy files, seconds per phase (whiten, kNN, graph, CG); prints one JSON
-    /// line shaped as shared/bench/labelprop_reference.py's.
+    /// A propagator alone on .npy files (diffusion unless --propagator names another), built through the registry;
+    /// seconds per phase (whiten, kNN, graph, CG); prints one JSON line shaped as shared/bench/labelprop_reference.py's.
     Propagate(super::bench_propagate::PropagateArgs),
 }
 

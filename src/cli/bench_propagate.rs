@@ -1,18 +1,26 @@
-//! `relab bench propagate`: the diffusion propagator alone on `.npy` files, timed per phase, printed as one JSON
-//! line in the shape of `shared/bench/labelprop_reference.py` (faiss + scipy + scikit-learn), so the two can be
-//! run back to back on the same files and compared.
+//! `relab bench propagate`: a propagator plugin alone on `.npy` files, built through the registry as a run builds it
+//! (the diffusion propagator unless `--propagator` names another), timed per phase, printed as one JSON line in the
+//! shape of `shared/bench/labelprop_reference.py` (faiss + scipy + scikit-learn), so the two can be run back to back
+//! on the same files and compared.
+//!
+//! The options below are the propagator's parameters of the same names. The phase times are those the propagator
+//! logs as `phase_seconds` (an object of seconds per phase); one that logs none gets its wall time as `total`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail, ensure};
 use clap::Args;
 use relab_core::artifact::{Features, LabeledSet, npy};
-use relab_core::progress;
-use relab_plugin_diffusion::{Balance, Diffusion, DiffusionParams, Weights};
-use serde_json::json;
+use relab_core::burn::tensor::Device;
+use relab_core::component::{MetricsSink, StageContext, StageKind};
+use relab_core::registry::{Factory, Registry, Slot};
+use serde_json::{Map, Value, json};
 
 #[derive(Debug, Args)]
 pub struct PropagateArgs {
+    /// The propagator plugin to run (any compiled-in one that takes the parameters below).
+    #[arg(long, default_value = "diffusion")]
+    propagator: String,
     /// Features, f32 or f64, N × D.
     #[arg(long)]
     features: PathBuf,
@@ -81,34 +89,35 @@ pub fn propagate(args: PropagateArgs) -> anyhow::Result<()> {
     }
     let labels = indices.iter().map(|&i| truth[i]).collect();
     let seeds = LabeledSet::new(indices, labels);
-    let params = DiffusionParams {
-        k: args.k,
-        gamma: args.gamma,
-        alpha: args.alpha,
-        iterations: args.iterations,
-        tolerance: args.tolerance,
-        weights: match args.weights {
-            WeightsArg::Cosine => Weights::Cosine,
-            WeightsArg::L2 => Weights::L2,
+    // The options as the propagator's parameters, in the spelling its YAML takes.
+    let params: serde_yaml::Value = serde_yaml::to_value(json!({
+        "k": args.k,
+        "gamma": args.gamma,
+        "alpha": args.alpha,
+        "iterations": args.iterations,
+        "tolerance": args.tolerance,
+        "weights": match args.weights {
+            WeightsArg::Cosine => "cosine",
+            WeightsArg::L2 => "l2",
         },
-        whiten: !args.no_whiten,
-        balance: match args.balance {
-            BalanceArg::None => Balance::None,
-            BalanceArg::ClassMass => Balance::ClassMass,
-            BalanceArg::Sinkhorn => Balance::Sinkhorn,
+        "whiten": !args.no_whiten,
+        "balance": match args.balance {
+            BalanceArg::None => "none",
+            BalanceArg::ClassMass => "class_mass",
+            BalanceArg::Sinkhorn => "sinkhorn",
         },
-        ..DiffusionParams::default()
-    };
-    let diffusion = Diffusion::new(params).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let outcome = diffusion.run(&features, &seeds, classes, &|len, what| progress::bar(len, what.to_string()))?;
-    let p = &outcome.propagation;
-    let s = outcome.seconds;
+    }))?;
+    let registry = Registry::with_static()?;
+    let entry = registry.get(Slot::Propagate, &args.propagator)?;
+    let Factory::Propagate(build) = entry.factory else { unreachable!("slot checked by get") };
+    let mut propagator = build(&params).map_err(|e| anyhow::anyhow!("{}: {e}", args.propagator))?;
+    let (p, s) = run_in_scratch(|ctx| propagator.propagate(ctx, &features, &seeds, classes))?;
+    let p = &p;
     let round = |v: f64| (v * 1000.0).round() / 1000.0;
     let mut result = json!({
         "n": features.rows, "d": features.dim, "classes": classes, "k": args.k, "seeds": seeds.len(),
         "accuracy": p.accuracy(&truth),
-        "seconds": { "normalise_whiten": round(s.normalise_whiten), "knn": round(s.knn), "graph": round(s.graph),
-                     "cg": round(s.cg), "total": round(s.total()) },
+        "seconds": s.iter().map(|(phase, v)| (phase.clone(), json!(v.as_f64().map_or(f64::NAN, round)))).collect::<Map<_, _>>(),
     });
     if let Some(reference) = &args.compare {
         let other = read_labels(reference, features.rows)?;
@@ -123,6 +132,33 @@ pub fn propagate(args: PropagateArgs) -> anyhow::Result<()> {
     }
     println!("{result}");
     Ok(())
+}
+
+/// Runs `propagate` with a propagate stage's context on the CPU backend in a scratch folder (removed afterwards);
+/// returns its result and the seconds per phase it logged as `phase_seconds` (else its wall time as `total`).
+fn run_in_scratch<T>(
+    propagate: impl FnOnce(&mut StageContext) -> relab_core::Result<T>,
+) -> anyhow::Result<(T, Map<String, Value>)> {
+    let dir = std::env::temp_dir().join(format!("relab-bench-propagate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let result = (|| {
+        let metrics = MetricsSink::open(&dir.join("metrics.jsonl"))?;
+        let mut ctx = StageContext::new(StageKind::Propagate, Device::flex(), "cpu", 0, dir.clone(), metrics, false);
+        let start = std::time::Instant::now();
+        let value = propagate(&mut ctx)?;
+        let wall = start.elapsed().as_secs_f64();
+        drop(ctx);
+        let logged = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap_or_default();
+        let phases = logged
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter_map(|record| record.get("phase_seconds").and_then(Value::as_object).cloned())
+            .next_back()
+            .unwrap_or_else(|| Map::from_iter([("total".to_string(), json!(wall))]));
+        anyhow::Ok((value, phases))
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
 }
 
 fn read_labels(path: &Path, n: usize) -> anyhow::Result<Vec<u32>> {

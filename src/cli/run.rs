@@ -2,6 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use relab_core::component::headline;
 use relab_core::experiment;
 use relab_core::pipeline::{self, RunOptions, StageCache};
 use serde_json::Value;
@@ -57,7 +58,7 @@ pub fn run(args: RunArgs, plugins: &[PathBuf]) -> anyhow::Result<()> {
 fn headline(dir: &std::path::Path, summary: &serde_json::Map<String, Value>) -> String {
     let mut lines = vec![format!("run folder: {}", dir.display())];
     let pct = |v: &Value| v.as_f64().map(|x| format!("{:.2}%", 100.0 * x));
-    for key in ["knn_accuracy", "propagation_accuracy", "subset_precision"] {
+    for &key in headline::HEADLINE_KEYS {
         if let Some(v) = summary.get(key).and_then(pct) {
             lines.push(format!("{key}: {v}"));
         }
@@ -67,9 +68,9 @@ fn headline(dir: &std::path::Path, summary: &serde_json::Map<String, Value>) -> 
         lines.push(format!("test_accuracy: {}", parts.join(", ")));
     }
     // A learner evaluating on more views than the plain image also reports the plain figures.
-    let plain: Vec<String> = [("last", "plain_test_accuracy_last"), ("swa", "plain_test_accuracy_swa")]
-        .iter()
-        .filter_map(|(name, key)| summary.get(*key).and_then(pct).map(|p| format!("{name} {p}")))
+    let plain: Vec<String> = headline::plain_test_accuracies(summary)
+        .into_iter()
+        .filter_map(|(view, v)| pct(v).map(|p| format!("{view} {p}")))
         .collect();
     if !plain.is_empty() {
         lines.push(format!("plain test views: {}", plain.join(", ")));

@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use super::npy;
+use crate::formats::npy;
 use crate::{Error, Result};
 
 /// One feature vector per training image: `rows × dim`, row-major `f32` (`features.npy`).

@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use super::npy;
+use crate::formats::npy;
 use crate::{Error, Result};
 
 /// Training-set indices with a label each: the seeds, or the extended set a selector keeps.

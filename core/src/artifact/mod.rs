@@ -1,14 +1,14 @@
 //! What stages hand each other, and the files they live in. Every artifact is a file a researcher can open:
 //! `.npy`/`.npz` for arrays, safetensors for weights, JSON for descriptions.
 
-pub mod atomic;
 mod classifier;
 mod features;
 mod labeled_set;
-pub mod npy;
-pub mod npz;
 pub mod original;
 mod propagation;
+
+/// The array formats and atomic writes, at the paths plugins have always used.
+pub use crate::formats::{atomic, npy, npz};
 
 pub use classifier::{Classifier, TestAccuracy};
 pub use features::Features;

@@ -9,8 +9,8 @@
 //! exactly what the original writes.
 use std::path::Path;
 
-use super::npz::{self, NpyArray};
 use super::{LabeledSet, Propagation};
+use crate::formats::npz::{self, NpyArray};
 use crate::{Error, Result};
 
 /// Reads a `labels_*.npz` file into a [`Propagation`] (scores = the stored matrix, labels = row argmax).

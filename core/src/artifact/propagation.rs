@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use super::npy;
+use crate::formats::npy;
 use crate::{Error, Result};
 
 /// The propagator's output: a score per class for every training sample (`scores.npy`, `N × C` f32) and the hard

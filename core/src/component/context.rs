@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::StageKind;
-use crate::artifact::atomic::remove_dir;
+use crate::formats::atomic::remove_dir;
 use crate::{Error, Result, progress};
 
 /// Appends one JSON object per line to the run's `metrics.jsonl`; shared by all stages of a run.
@@ -143,7 +143,7 @@ impl StageContext {
         fs::create_dir_all(&new).map_err(|e| Error::io(&new, e))?;
         write_files(&new)?;
         let record = CheckpointState { rng: self.rng.clone(), state };
-        crate::artifact::atomic::write_json(&new.join(STATE_FILE), &record)?;
+        crate::formats::atomic::write_json(&new.join(STATE_FILE), &record)?;
         remove_dir(&old)?;
         if current.exists() {
             fs::rename(&current, &old).map_err(|e| Error::io(&current, e))?;

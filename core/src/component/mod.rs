@@ -4,6 +4,7 @@
 //! [`burn::tensor::Device`] in [`StageContext`]), so these traits need no generics and can be boxed.
 
 mod context;
+pub mod headline;
 mod inputs;
 mod learner;
 mod propagate_stage;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::image_set::{Dataset, ImageSet};
-use super::pickle;
+use crate::formats::pickle;
 use crate::{Error, Result};
 
 pub const CIFAR10_MEAN: [f32; 3] = [0.4914, 0.4822, 0.4465];
@@ -365,7 +365,7 @@ fn read_names(files: &CifarFiles) -> Result<Vec<String>> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::data::pickle::{py2_cifar_pickle, py2_names_pickle};
+    use crate::formats::pickle::{py2_cifar_pickle, py2_names_pickle};
 
     /// A recognisable image: every byte is `seed`, except the first R, G and B bytes mark the channel.
     pub(crate) fn image(seed: u8) -> Vec<u8> {

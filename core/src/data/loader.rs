@@ -275,7 +275,7 @@ mod tests {
     fn cfg(workers: usize) -> LoaderConfig {
         let mut c = LoaderConfig::new(4, &[0.5, 0.4, 0.3], &[0.2, 0.25, 0.5]);
         c.augment = Some(Pipeline::crop_flip(2, PadMode::Reflect));
-        c.augment.as_mut().unwrap().0.extend(Pipeline::imix(4).0);
+        c.augment.as_mut().unwrap().0.extend(Pipeline::contrastive_views(4).0);
         c.workers = workers;
         c.seed = 11;
         c.epoch = 3;

@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::idx;
 use super::image_set::{Dataset, ImageSet};
+use crate::formats::idx;
 use crate::{Error, Result};
 
 /// Fashion-MNIST statistics on the `[0, 1]` scale, computed once over all 47,040,000 training pixels
@@ -131,7 +131,7 @@ fn read_split(images: &Path, labels: &Path) -> Result<ImageSet> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::data::idx::{encode, gzip};
+    use crate::formats::idx::{encode, gzip};
 
     /// Writes a tiny dataset of `n_train`/`n_test` 2×3 images (pixel value = image index, label = index mod 10).
     pub(crate) fn write_tiny(dir: &Path, n_train: usize, n_test: usize, gz: bool) {

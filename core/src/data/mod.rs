@@ -8,17 +8,17 @@ pub mod augment;
 mod check;
 pub mod cifar;
 mod config;
-mod gzip;
-pub mod idx;
 mod image_set;
 pub mod loader;
 pub mod locate;
 pub mod miniimagenet;
 pub mod mnist;
 pub mod numpy_rng;
-pub mod pickle;
 pub mod prepare;
 mod seeds;
+
+/// The dataset file formats, at their old paths.
+pub use crate::formats::{idx, pickle};
 
 pub use check::{CheckFound, DatasetCheck, Outcome as CheckOutcome, check};
 pub use config::DatasetConfig;

@@ -100,8 +100,8 @@ fn read_seed_file(path: &Path, len: usize) -> Result<Vec<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::artifact::npy;
     use crate::data::ImageSet;
+    use crate::formats::npy;
 
     fn dataset(name: &str, labels: Vec<u32>, num_classes: usize) -> Dataset {
         let set = ImageSet { channels: 1, height: 1, width: 1, pixels: vec![0; labels.len()], labels: Some(labels) };

@@ -1,5 +1,5 @@
 //! The batch norm every relab network calls: [`forward`] runs a training-mode `BatchNorm` through relab's fused
-//! kernels ([`super::batch_norm_cpu`]) when the tensors live on burn's CPU backend (flex) in f32, and through burn's
+//! kernels ([`crate::kernels::batch_norm_cpu`]) when the tensors live on burn's CPU backend (flex) in f32, and through burn's
 //! own `BatchNorm::forward` everywhere else (evaluation, frozen layers, GPU backends).
 //!
 //! On the CPU the kernels run as one custom autodiff operation (burn's `extension` API), as the convolution does:
@@ -23,10 +23,10 @@ use burn::backend::{DispatchKindConversion, DispatchTensor, TensorMetadata};
 use burn::nn::BatchNorm;
 use burn::tensor::{DType, Tensor, TensorData};
 
-pub use super::batch_norm_cpu::Activation;
-use super::batch_norm_cpu::{self, NormLayout};
 use super::flex_values::{flex_tensor, with_values};
 use super::ops::leaky_relu;
+pub use crate::kernels::batch_norm_cpu::Activation;
+use crate::kernels::batch_norm_cpu::{self, NormLayout};
 
 /// `bn.forward(x)`, on relab's CPU kernels where they apply.
 pub fn forward<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {

@@ -1,5 +1,5 @@
 //! The convolution every relab network calls: [`forward`] runs a `Conv2d` through relab's im2col + GEMM kernels
-//! ([`super::conv_cpu`]) when the tensors live on burn's CPU backend (flex) in f32, and through burn's own
+//! ([`crate::kernels::conv_cpu`]) when the tensors live on burn's CPU backend (flex) in f32, and through burn's own
 //! `Conv2d::forward` everywhere else (GPU backends, grouped or dilated convolutions, `Same` padding).
 //!
 //! On the CPU the kernels run as one custom autodiff operation (burn's `extension` API), so that the backward pass
@@ -17,8 +17,8 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::{DType, Tensor};
 
-use super::conv_cpu::{self, ConvGeometry};
 use super::flex_values::{flex_tensor, with_values};
+use crate::kernels::conv_cpu::{self, ConvGeometry};
 
 /// `conv.forward(x)`, on relab's CPU kernels where they apply.
 pub fn forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {

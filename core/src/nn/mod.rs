@@ -7,7 +7,7 @@
 //!   and logits.
 //! * [`store`]: a backbone on disk, `weights.safetensors` + `model.json`.
 //! * [`conv`], [`batch_norm`]: the convolution and training-mode batch norm every network calls, on relab's own
-//!   CPU kernels ([`conv_cpu`], [`conv_direct`], [`batch_norm_cpu`]) where the tensors live on burn's CPU backend.
+//!   CPU kernels ([`crate::kernels`]) where the tensors live on burn's CPU backend.
 //! * [`init`], [`ops`], [`params`]: initialisers, parameter-free operations, PyTorch-style parameter counts.
 //! * [`seeded`]: building a module from a seed while other threads of the process draw too.
 //!
@@ -17,10 +17,7 @@
 
 pub mod backbone;
 pub mod batch_norm;
-pub mod batch_norm_cpu;
 pub mod conv;
-pub mod conv_cpu;
-pub mod conv_direct;
 mod flex_values;
 pub mod heads;
 pub mod init;
@@ -29,8 +26,10 @@ pub mod params;
 pub mod resnet;
 pub mod seeded;
 pub mod store;
-mod write_only;
 pub mod wrn;
+
+/// The CPU kernels, at their old paths (they live in [`crate::kernels`]).
+pub use crate::kernels::{batch_norm_cpu, conv_cpu, conv_direct};
 
 pub use backbone::{Backbone, BackboneConfig, BackboneKind, BackboneOutput};
 pub use heads::{ProjectionHead, ProjectionHeadConfig, RotationHead, RotationHeadConfig};

@@ -10,7 +10,7 @@ use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::Device;
 
 use super::backbone::{Backbone, BackboneConfig};
-use crate::artifact::atomic::{write_bytes, write_json};
+use crate::formats::atomic::{write_bytes, write_json};
 use crate::{Error, Result};
 
 /// File name of the weights inside a run folder.

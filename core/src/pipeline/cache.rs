@@ -1,8 +1,10 @@
+//! The shared stage cache: finished stage folders keyed by their input hash, reused across runs.
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::stage_record::StageRecord;
-pub(crate) use crate::artifact::atomic::remove_dir;
+pub(crate) use crate::formats::atomic::remove_dir;
 use crate::{Error, Result};
 
 /// A store of finished stage folders keyed by their input hash, shared by every run of this user, so an ablation

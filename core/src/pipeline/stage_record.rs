@@ -1,10 +1,12 @@
+//! `stage.json`: the record of which inputs produced a stage folder and whether the stage finished.
+
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::artifact::atomic;
 use crate::component::StageKind;
+use crate::formats::atomic;
 use crate::{Error, Result};
 
 /// `stage.json` in every stage folder: which inputs produced it and whether it finished. A folder whose record is

@@ -24,7 +24,7 @@ use burn::store::{ModuleSnapshot, SafetensorsStore};
 
 use super::optim::Optimiser;
 use super::walk::{self, LeafKind};
-use crate::artifact::atomic::{write_bytes, write_json};
+use crate::formats::atomic::{write_bytes, write_json};
 use crate::{Error, Result};
 
 /// `<dir>/<name>.safetensors`

@@ -141,9 +141,8 @@ fn adopt(
 mod tests {
     use super::*;
     use crate::artifact::Features;
-    use crate::component::StageContext;
+    use crate::component::{FeatureOutput, StageContext};
     use crate::data::ImageSet;
-    use crate::experiment::FeatureOutput;
     use crate::nn::{BackboneKind, save_backbone};
     use crate::train::leaf_bytes;
     use std::path::Path;

@@ -29,11 +29,6 @@ pub struct KnnClassifier {
 }
 
 impl KnnClassifier {
-    /// iMix's monitor: `k` = 200, σ = 0.1.
-    pub fn imix(bank: &Features, labels: &[u32], classes: usize) -> Self {
-        KnnClassifier::new(bank, labels, classes, 200, 0.1)
-    }
-
     pub fn new(bank: &Features, labels: &[u32], classes: usize, k: usize, sigma: f32) -> Self {
         assert_eq!(bank.rows, labels.len(), "kNN: {} bank rows, {} labels", bank.rows, labels.len());
         assert!(labels.iter().all(|&l| (l as usize) < classes), "kNN: a bank label is outside 0..{classes}");

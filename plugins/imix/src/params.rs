@@ -121,8 +121,8 @@ mod tests {
         let views = imix_views();
         let Augment::ResizedCrop(crop) = &views.0[0] else { panic!("the views start with a random resized crop") };
         assert_eq!((crop.size, crop.scale, crop.ratio), (None, [0.08, 1.0], [0.75, 4.0 / 3.0]));
-        // The rest is core's iMix pipeline: flip 0.5, jitter 0.4/0.4/0.4/0.1 with p 0.8, grayscale 0.2.
-        assert_eq!(views.0[1..], Pipeline::imix(32).0[1..]);
+        // The rest is core's contrastive views: flip 0.5, jitter 0.4/0.4/0.4/0.1 with p 0.8, grayscale 0.2.
+        assert_eq!(views.0[1..], Pipeline::contrastive_views(32).0[1..]);
         let Augment::ColorJitter(jitter) = &views.0[2] else { panic!("colour jitter third") };
         assert_eq!(
             (jitter.brightness, jitter.contrast, jitter.saturation, jitter.hue, jitter.p),

@@ -120,9 +120,9 @@ impl Pipeline {
         self.0.iter().try_fold((h, w), |(h, w), step| step.output_size(h, w))
     }
 
-    /// The iMix views of docs/method.md §2.2: random resized crop to `size`, flip, colour jitter
-    /// (0.4, 0.4, 0.4, 0.1) with p 0.8, grayscale with p 0.2.
-    pub fn imix(size: usize) -> Self {
+    /// The usual views of contrastive SSL methods (iMix's in docs/method.md §2.2): random resized crop to `size`,
+    /// flip, colour jitter (0.4, 0.4, 0.4, 0.1) with p 0.8, grayscale with p 0.2.
+    pub fn contrastive_views(size: usize) -> Self {
         Pipeline(vec![
             Augment::ResizedCrop(RandomResizedCrop { size: Some(size), ..Default::default() }),
             Augment::Flip(Flip::default()),
@@ -249,7 +249,7 @@ mod tests {
 
     #[test]
     fn round_trips_through_yaml_and_json() {
-        let p = Pipeline::imix(32);
+        let p = Pipeline::contrastive_views(32);
         let yaml = serde_yaml::to_string(&p).unwrap();
         assert_eq!(parse(&yaml).unwrap(), p, "{yaml}");
         let json = serde_json::to_string(&Pipeline::crop_flip(4, PadMode::Zero)).unwrap();
@@ -279,7 +279,7 @@ mod tests {
     fn pipeline_sizes_and_application() {
         let p = parse("[{crop: {size: 40, padding: 2}}]").unwrap();
         assert!(p.output_size(32, 32).unwrap_err().contains("does not fit"));
-        let p = Pipeline::imix(8);
+        let p = Pipeline::contrastive_views(8);
         let img = Image::new(3, 12, 12, (0..432).map(|v| (v % 256) as f32 / 255.0).collect());
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
         let out = p.apply(img, &mut rng);

@@ -42,7 +42,7 @@ fn columns(src: &[f32], rows: usize, cols: usize, range: std::ops::Range<usize>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::write_only::written_whole;
+    use crate::kernels::write_only::written_whole;
 
     #[test]
     fn transposes_every_shape_across_block_edges() {

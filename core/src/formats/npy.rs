@@ -9,8 +9,59 @@ use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
 
 use super::atomic;
-use super::npz::NpyArray;
 use crate::{Error, Result};
+
+/// An array read from (or to be written to) a `.npy` file or an `.npz` member: floats as `f32`, integers and booleans as `i64`,
+/// row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NpyArray {
+    F32 { shape: Vec<usize>, data: Vec<f32> },
+    I64 { shape: Vec<usize>, data: Vec<i64> },
+}
+
+impl NpyArray {
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            NpyArray::F32 { shape, .. } | NpyArray::I64 { shape, .. } => shape,
+        }
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match self {
+            NpyArray::F32 { data, .. } => data.len(),
+            NpyArray::I64 { data, .. } => data.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The numpy dtype it is written as.
+    pub fn descr(&self) -> &'static str {
+        match self {
+            NpyArray::F32 { .. } => "<f4",
+            NpyArray::I64 { .. } => "<i8",
+        }
+    }
+
+    /// Parses the bytes of a `.npy` file of any supported dtype; `path` only names the source in error messages.
+    pub fn from_npy_bytes(path: &Path, bytes: &[u8]) -> Result<NpyArray> {
+        decode_any(&mut &bytes[..], bytes.len() as u64).map_err(|f| f.into_error(path, ""))
+    }
+
+    pub(super) fn write_npy(&self, w: &mut dyn Write) -> std::io::Result<()> {
+        match self {
+            NpyArray::F32 { shape, data } => write_f32_to(w, shape, data),
+            NpyArray::I64 { shape, data } => write_i64_to(w, shape, data),
+        }
+    }
+
+    pub(super) fn shape_ok(&self) -> bool {
+        self.shape().iter().try_fold(1usize, |a, &d| a.checked_mul(d)) == Some(self.len())
+    }
+}
 
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
 /// numpy aligns the data to this many bytes.

@@ -2,69 +2,18 @@
 //! (deflated) write them. A key `k` is the member `k.npy`; `numpy.savez(f, a)` names its first positional array
 //! `arr_0`. Writing produces stored (uncompressed) archives, atomically.
 use std::fs::File;
-use std::io::{BufReader, Cursor, Read, Seek, Write};
+use std::io::{BufReader, Cursor, Read, Seek};
 use std::path::Path;
 
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
 
+pub use super::npy::NpyArray;
 use super::{atomic, npy};
 use crate::{Error, Result};
 
 /// The key `numpy.savez` gives its first positional array.
 pub const DEFAULT_KEY: &str = "arr_0";
-
-/// An array read from (or to be written to) an `.npz` member: floats as `f32`, integers and booleans as `i64`,
-/// row-major.
-#[derive(Debug, Clone, PartialEq)]
-pub enum NpyArray {
-    F32 { shape: Vec<usize>, data: Vec<f32> },
-    I64 { shape: Vec<usize>, data: Vec<i64> },
-}
-
-impl NpyArray {
-    pub fn shape(&self) -> &[usize] {
-        match self {
-            NpyArray::F32 { shape, .. } | NpyArray::I64 { shape, .. } => shape,
-        }
-    }
-
-    /// Number of elements.
-    pub fn len(&self) -> usize {
-        match self {
-            NpyArray::F32 { data, .. } => data.len(),
-            NpyArray::I64 { data, .. } => data.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The numpy dtype it is written as.
-    pub fn descr(&self) -> &'static str {
-        match self {
-            NpyArray::F32 { .. } => "<f4",
-            NpyArray::I64 { .. } => "<i8",
-        }
-    }
-
-    /// Parses the bytes of a `.npy` file of any supported dtype; `path` only names the source in error messages.
-    pub fn from_npy_bytes(path: &Path, bytes: &[u8]) -> Result<NpyArray> {
-        npy::decode_any(&mut &bytes[..], bytes.len() as u64).map_err(|f| f.into_error(path, ""))
-    }
-
-    fn write_npy(&self, w: &mut dyn Write) -> std::io::Result<()> {
-        match self {
-            NpyArray::F32 { shape, data } => npy::write_f32_to(w, shape, data),
-            NpyArray::I64 { shape, data } => npy::write_i64_to(w, shape, data),
-        }
-    }
-
-    fn shape_ok(&self) -> bool {
-        self.shape().iter().try_fold(1usize, |a, &d| a.checked_mul(d)) == Some(self.len())
-    }
-}
 
 fn member_name(key: &str) -> String {
     if key.ends_with(".npy") { key.to_string() } else { format!("{key}.npy") }
@@ -156,6 +105,7 @@ pub fn write(path: &Path, arrays: &[(&str, &NpyArray)]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn unhex(s: &str) -> Vec<u8> {
         (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()

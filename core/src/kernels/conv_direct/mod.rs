@@ -53,7 +53,7 @@ impl Isa {
     }
 }
 
-use super::conv_cpu::ConvGeometry;
+use super::conv_geometry::{ConvGeometry, sum_in_order};
 use super::write_only::{as_write_only, written_whole};
 use padded::Padded;
 use rayon::prelude::*;
@@ -322,7 +322,7 @@ pub fn weight_grad_on(isa: Isa, x: &[f32], dy: &[f32], g: &ConvGeometry) -> Opti
             partial
         })
         .collect();
-    let sum = super::conv_cpu::sum_in_order(partials, c_in * 9 * o);
+    let sum = sum_in_order(partials, c_in * 9 * o);
     // SAFETY: a transpose writes every value.
     Some(unsafe { written_whole(o * c_in * 9, |dw| transpose_in_parallel(&sum, c_in * 9, o, dw)) })
 }
