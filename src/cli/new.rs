@@ -10,6 +10,8 @@ use clap::{Args, ValueEnum};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum NewSlot {
+    /// A self-supervised method and its encoder (template: PCA of the normalised pixels).
+    Pretrain,
     /// A propagator (template: nearest class centroid of the seeds).
     Propagate,
     /// A selector (template: per class, the seeds then the most confident samples).
@@ -59,6 +61,17 @@ const PROPAGATOR: Template = Template {
     ],
 };
 
+const SSL: Template = Template {
+    crate_name: "relab-template-ssl",
+    plugin_name: "pca-features",
+    type_name: "PcaFeatures",
+    files: &[
+        ("Cargo.toml", include_str!("../../plugins/examples/template-ssl/Cargo.toml")),
+        ("src/lib.rs", include_str!("../../plugins/examples/template-ssl/src/lib.rs")),
+        ("tests/kit.rs", include_str!("../../plugins/examples/template-ssl/tests/kit.rs")),
+    ],
+};
+
 const SELECTOR: Template = Template {
     crate_name: "relab-template-selector",
     plugin_name: "most-confident",
@@ -72,6 +85,7 @@ const SELECTOR: Template = Template {
 
 pub fn new(args: NewArgs) -> anyhow::Result<()> {
     let template = match args.slot {
+        NewSlot::Pretrain => &SSL,
         NewSlot::Propagate => &PROPAGATOR,
         NewSlot::Select => &SELECTOR,
         NewSlot::Train => &LEARNER,
@@ -194,7 +208,9 @@ mod tests {
 
     #[test]
     fn every_slot_s_template_is_copied_with_its_names_replaced() {
-        for (template, name, ty) in [(&PROPAGATOR, "label-spread", "LabelSpread"), (&SELECTOR, "my-pick", "MyPick")] {
+        for (template, name, ty) in
+            [(&SSL, "my-ssl", "MySsl"), (&PROPAGATOR, "label-spread", "LabelSpread"), (&SELECTOR, "my-pick", "MyPick")]
+        {
             let root = workspace();
             let dir = scaffold(template, name, root.path()).unwrap();
             let lib = fs::read_to_string(dir.join("src/lib.rs")).unwrap();
