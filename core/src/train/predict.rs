@@ -10,7 +10,7 @@ use super::extract::extract_with;
 use super::metrics::{accuracy, argmax_rows};
 use crate::Result;
 use crate::artifact::Features;
-use crate::data::ImageSet;
+use crate::data::{Dataset, ImageSet};
 
 /// Which views of each image the probabilities average (YAML: `plain` or `mirror`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -31,6 +31,13 @@ pub struct EvalInput<'a> {
     pub std: &'a [f32],
     pub batch_size: usize,
     pub device: &'a Device,
+}
+
+impl<'a> EvalInput<'a> {
+    /// The dataset's test split, normalised with the dataset's statistics: what a learner evaluates on.
+    pub fn test_split(data: &'a Dataset, batch_size: usize, device: &'a Device) -> Self {
+        EvalInput { set: &data.test, mean: &data.mean, std: &data.std, batch_size, device }
+    }
 }
 
 /// `n × C` softmax probabilities of `logits(model, x)` over every image of `input.set` (no augmentation, `model` in

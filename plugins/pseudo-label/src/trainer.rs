@@ -365,14 +365,7 @@ impl PseudoLabeling<'_, '_> {
     }
 
     fn evaluate_views(&self, model: &Backbone, views: Views) -> Result<Option<f64>> {
-        let d = self.data;
-        let input = EvalInput {
-            set: &d.test,
-            mean: &d.mean,
-            std: &d.std,
-            batch_size: self.p.eval_batch_size,
-            device: &self.device,
-        };
+        let input = EvalInput::test_split(self.data, self.p.eval_batch_size, &self.device);
         views_accuracy(model, input, views, |m, x| m.forward(x).logits)
     }
 

@@ -154,9 +154,7 @@ impl Recipe for Steps<'_> {
     }
 
     fn evaluate(&mut self, _ctx: &mut StageContext, model: &Backbone) -> Result<Option<f64>> {
-        let d = self.data;
-        let batch_size = self.p.eval_batch_size;
-        let test = EvalInput { set: &d.test, mean: &d.mean, std: &d.std, batch_size, device: &self.device };
+        let test = EvalInput::test_split(self.data, self.p.eval_batch_size, &self.device);
         views_accuracy(model, test, Views::Plain, |m, x| m.forward(x).logits)
     }
 
