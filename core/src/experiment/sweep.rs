@@ -21,6 +21,20 @@ struct Axis {
     values: Vec<Value>,
 }
 
+impl Axis {
+    /// How point labels and folder names show value `c`: the value in YAML flow style, except that an axis of whole
+    /// stages (`stages.train: [{plugin: supervised, ...}, {plugin: fixmatch, ...}]`) whose values name distinct
+    /// plugins shows just the plugin, so a learners sweep's folders read `stages.train=fixmatch`.
+    fn value_label(&self, c: usize) -> String {
+        let plugin = |v: &Value| v.get("plugin").and_then(Value::as_str).map(str::to_string);
+        let plugins: Option<BTreeSet<String>> = self.values.iter().map(plugin).collect();
+        match plugins {
+            Some(names) if names.len() == self.values.len() => plugin(&self.values[c]).unwrap_or_default(),
+            _ => tree::flow(&self.values[c]),
+        }
+    }
+}
+
 /// The sweep of an experiment; no axes means one point.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Sweep {
@@ -114,7 +128,7 @@ impl Sweep {
                     .axes
                     .iter()
                     .zip(&choice)
-                    .map(|(axis, &c)| format!("{}={}", axis.key, tree::flow(&axis.values[c])))
+                    .map(|(axis, &c)| format!("{}={}", axis.key, axis.value_label(c)))
                     .collect::<Vec<_>>()
                     .join(",");
                 let base = folder_name(&label);
@@ -209,6 +223,23 @@ mod tests {
         let mut t = tree.clone();
         sweep.apply(&points[7], &mut t, &mut Origins::default()).unwrap();
         assert_eq!(t, yaml("seed: 2\nstages: {propagate: {k: 200}, train: {plugin: remixmatch}}"));
+    }
+
+    #[test]
+    fn whole_stages_are_labelled_by_their_plugin_when_that_tells_them_apart() {
+        let labels = |s: &str| {
+            let sweep = Sweep::take(&mut yaml(s), &Origins::default()).unwrap();
+            sweep.points().into_iter().map(|p| p.label).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            labels("sweep:\n  stages.train: [{plugin: supervised, epochs: 3}, {plugin: fixmatch, mu: 7}]\n"),
+            ["stages.train=supervised", "stages.train=fixmatch"]
+        );
+        // Two values with the same plugin: only the full value tells them apart.
+        assert_eq!(
+            labels("sweep:\n  stages.train: [{plugin: fixmatch, mu: 3}, {plugin: fixmatch, mu: 7}]\n"),
+            ["stages.train={plugin:fixmatch,mu:3}", "stages.train={plugin:fixmatch,mu:7}"]
+        );
     }
 
     #[test]
