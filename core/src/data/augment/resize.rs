@@ -246,6 +246,31 @@ mod tests {
     }
 
     #[test]
+    fn pils_other_filters() {
+        let img = bytes(1, 1, 5, &[0, 255, 51, 102, 200]);
+        let levels = |out: &Image| out.data.iter().map(|v| v * 255.0).collect::<Vec<_>>();
+        // 5 → 3, box: output centres 0.83, 2.5, 4.17 with support 0.83 average sources {0, 1}, {2}, {3, 4}.
+        let out = resize_with(&img, 1, 3, Resample::Box);
+        assert!(levels(&out).iter().zip([127.5, 51.0, 151.0]).all(|(a, b)| (a - b).abs() < 1e-3), "{out:?}");
+        // Nearest takes source ⌊(o + ½)·5/3⌋ = 0, 2, 4.
+        assert_eq!(levels(&resize_with(&img, 1, 3, Resample::Nearest)), [0.0, 51.0, 200.0]);
+        assert_eq!(
+            levels(&resize_with(&img, 1, 8, Resample::Nearest)),
+            [0.0, 0.0, 255.0, 51.0, 51.0, 102.0, 200.0, 200.0]
+        );
+        // The rest within one grey level of Pillow 13 (which rounds in fixed point), overshoot clipped.
+        for (filter, up, down) in [
+            (Resample::Box, [0, 0, 255, 51, 51, 102, 200, 200], [128, 51, 151]),
+            (Resample::Hamming, [0, 91, 254, 80, 58, 102, 165, 200], [96, 88, 163]),
+            (Resample::Bicubic, [0, 111, 254, 111, 47, 97, 164, 207], [111, 110, 155]),
+            (Resample::Lanczos, [0, 116, 255, 126, 25, 92, 171, 208], [115, 115, 147]),
+        ] {
+            assert_like_pillow(&resize_with(&img, 1, 8, filter), &up);
+            assert_like_pillow(&resize_with(&img, 1, 3, filter), &down);
+        }
+    }
+
+    #[test]
     fn resize_keeps_the_aspect_ratio_on_the_short_side() {
         assert_eq!(Resize { size: 84 }.output_size(84, 84), (84, 84));
         assert_eq!(Resize { size: 32 }.output_size(64, 100), (32, 50));
