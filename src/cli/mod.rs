@@ -7,6 +7,7 @@ mod new;
 mod plugins;
 mod report;
 mod run;
+mod sweep;
 mod validate;
 
 use std::ffi::OsString;
@@ -61,6 +62,19 @@ enum Command {
         #[arg(required = true)]
         runs: Vec<PathBuf>,
     },
+    /// Where each point of a sweep stands: done, running, failed (with its log's last lines), not started.
+    Status {
+        /// The sweep folder (the one holding sweep.json).
+        sweep_dir: PathBuf,
+    },
+    /// Run again, resuming from their checkpoints, the points of a sweep that failed.
+    Resubmit {
+        /// The sweep folder (the one holding sweep.json).
+        sweep_dir: PathBuf,
+        /// Points run at once.
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        jobs: usize,
+    },
 }
 
 /// Parses `args` (program name first), runs the command and maps every error to a message and exit code 1.
@@ -85,6 +99,8 @@ where
         Command::Report { runs } => report::report(&runs),
         Command::Bench(cmd) => bench::bench(cmd),
         Command::New(args) => new::new(args),
+        Command::Status { sweep_dir } => sweep::status::status(&sweep_dir),
+        Command::Resubmit { sweep_dir, jobs } => sweep::resubmit(&sweep_dir, jobs),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -26,13 +26,43 @@ pub struct RunArgs {
     /// The shared stage cache (default `$RELAB_CACHE`, else `~/.cache/relab/stages`).
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
+    /// Sweep points run at once, each its own process on its share of the cores.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    jobs: usize,
+    /// Where the sweep's points run (wins over the experiment's `launcher:`); Slurm is planned.
+    #[arg(long, value_enum)]
+    launcher: Option<LauncherArg>,
+    /// Run only this sweep point (its label) into `--out`: how a launcher starts each point.
+    #[arg(long, hide = true)]
+    point: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LauncherArg {
+    Local,
 }
 
 pub fn run(args: RunArgs, plugins: &[PathBuf]) -> anyhow::Result<()> {
     let registry = super::registry(plugins, &[&args.experiment], &args.set)?;
-    let runs = experiment::load(&args.experiment, &args.set, &registry)?;
+    let mut runs = experiment::load(&args.experiment, &args.set, &registry)?;
     let name = runs[0].experiment.name.clone().unwrap_or_else(|| "run".into());
-    let base = args.out.unwrap_or_else(|| PathBuf::from("runs").join(&name));
+    let base = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&name));
+    if let Some(point) = &args.point {
+        runs = vec![super::sweep::only_point(runs, point)?];
+    } else if runs.len() > 1 {
+        let request = super::sweep::SweepRequest {
+            experiment: &args.experiment,
+            overrides: &args.set,
+            plugins,
+            out: &base,
+            resume: args.resume,
+            no_cache: args.no_cache,
+            cache_dir: args.cache_dir.as_deref(),
+            jobs: args.jobs,
+            launcher: args.launcher.map(|LauncherArg::Local| experiment::Launcher::Local),
+        };
+        return super::sweep::run_sweep(&request, &runs);
+    }
     let cache = if args.no_cache { None } else { args.cache_dir.or_else(pipeline::default_cache_dir) };
     let stop_after_checkpoints = std::env::var("RELAB_STOP_AFTER_CHECKPOINTS").ok().and_then(|v| v.parse().ok());
     let sweep = runs.len() > 1;

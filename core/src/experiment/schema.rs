@@ -33,6 +33,18 @@ pub struct Experiment {
     /// extends another replaces its list, as with any list).
     #[serde(default)]
     pub plugins: Vec<PathBuf>,
+    /// How `relab run` starts a sweep's points (`--launcher` wins); only `local` so far, Slurm is planned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launcher: Option<Launcher>,
+}
+
+/// Where a sweep's points run, each as its own `relab run` process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Launcher {
+    /// Child processes on this machine, `--jobs` at once.
+    #[default]
+    Local,
 }
 
 fn default_seed() -> u64 {
