@@ -1,6 +1,6 @@
 //! The file formats relab reads and writes, apart from what the files mean: NumPy `.npy` arrays ([`npy`]) and
 //! `.npz` archives ([`npz`]), atomic writes ([`atomic`]), the Python pickles of the CIFAR files ([`pickle`]), the
-//! IDX files of MNIST ([`idx`]) and possibly-gzipped input ([`gzip`]).
+//! IDX files of MNIST ([`idx`]), possibly-gzipped input ([`gzip`]) and TensorBoard event files ([`tfevents`]).
 //!
 //! [`crate::artifact`] and [`crate::data`] give these files their meaning and re-export the modules at their old
 //! paths (`artifact::npy`, `artifact::npz`, `artifact::atomic`, `data::pickle`, `data::idx`).
@@ -11,3 +11,4 @@ pub mod idx;
 pub mod npy;
 pub mod npz;
 pub mod pickle;
+pub mod tfevents;

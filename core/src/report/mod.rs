@@ -3,7 +3,9 @@
 //! [`write_report`] turns one run folder into `report.md` with hand-written SVG plots under `plots/`: a table of the
 //! headline numbers of `summary.json`, a line plot per (stage, metric) series of `metrics.jsonl`, and a bar chart of
 //! the per-class precision of the reliable subset. [`summary_table`] turns many run folders into one text table, runs
-//! that differ only by seed grouped as mean ± std (what `relab report RUN_DIR...` prints).
+//! that differ only by seed grouped as mean ± std (what `relab report RUN_DIR...` prints). [`write_sweep_report`]
+//! writes a sweep folder's report (table as Markdown and CSV, curves with a band over seeds, TensorBoard event files;
+//! what `relab report SWEEP_DIR` writes).
 //!
 //! `summary.json` is read generically: every numeric leaf is a number, named by its dotted path
 //! (`test_accuracy.median_last20`, `seconds.pretrain`). Numbers whose name mentions `accuracy` or `precision` are
@@ -17,11 +19,16 @@
 //! optional `"per_class_count"` array) gives the bar chart. Lines that do not parse (e.g. the last line of a killed
 //! run) are skipped and counted in the report.
 
+mod band;
 mod cta;
 mod series;
 mod summary;
 mod svg;
+mod sweep;
+#[cfg(test)]
+mod sweep_tests;
 mod table;
+mod tensorboard;
 #[cfg(test)]
 mod tests;
 
@@ -33,7 +40,9 @@ use crate::{Error, Result};
 use series::{Series, collect_series, looks_fractional, per_class, read_metrics};
 use summary::{dir_name, format_number, format_value, label, read_config, read_summary};
 use svg::{bar_svg, file_part, line_svg};
+pub use sweep::{SweepReport, write_sweep_report};
 pub use table::summary_table;
+pub use tensorboard::{EVENT_FILE, write_event_file};
 
 /// Writes `run_dir/report.md` and its plots (`run_dir/plots/*.svg`) from `summary.json` and `metrics.jsonl`. Either
 /// file may be missing (an unfinished run); the report says so.

@@ -132,7 +132,7 @@ pub(super) fn frame(out: &mut String, w: f64, h: f64, x_label: &str) {
 }
 
 /// X axis grid, ticks and labels for values mapped by `sx`.
-fn x_axis(out: &mut String, ticks: &[f64], step: f64, sx: &dyn Fn(f64) -> f64) {
+pub(super) fn x_axis(out: &mut String, ticks: &[f64], step: f64, sx: &dyn Fn(f64) -> f64) {
     for &t in ticks {
         let x = sx(t);
         let _ = writeln!(out, r##"<line x1="{x:.2}" y1="{MT}" x2="{x:.2}" y2="{:.2}" stroke="#f0f0f0"/>"##, H - MB);
@@ -152,11 +152,11 @@ fn x_axis(out: &mut String, ticks: &[f64], step: f64, sx: &dyn Fn(f64) -> f64) {
 }
 
 /// Ten distinguishable colours (matplotlib's tab10); lines past the tenth are dashed.
-const PALETTE: [&str; 10] =
+pub(super) const PALETTE: [&str; 10] =
     ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 
 /// Width of the legend column right of a multi-line plot.
-const LEGEND_W: f64 = 150.0;
+pub(super) const LEGEND_W: f64 = 150.0;
 
 /// Several named series on one plot (each sorted by x), with a legend on the right.
 pub(super) fn multi_line_svg(title: &str, x_label: &str, y_label: &str, lines: &[(String, Vec<(f64, f64)>)]) -> String {

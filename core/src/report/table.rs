@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::summary::{dir_name, is_fraction, is_seconds, rank, read_config, read_summary};
 use crate::{Error, Result};
@@ -24,6 +24,20 @@ pub(super) fn canonical(v: &serde_yaml::Value) -> String {
             format!("{{{}}}", entries.join(","))
         }
         Y::Tagged(t) => format!("{}({})", t.tag, canonical(&t.value)),
+    }
+}
+
+/// A run's name, seed and grouping key: its `config.yaml` without `seed` and `device`, in canonical form (a run
+/// without a config is a group of its own).
+pub(super) fn identity(dir: &Path, config: Option<serde_yaml::Value>) -> (String, Option<String>, String) {
+    match config {
+        Some(serde_yaml::Value::Mapping(mut m)) => {
+            let seed = m.remove("seed").map(|s| canonical(&s));
+            m.remove("device");
+            let name = m.get("name").and_then(serde_yaml::Value::as_str).map(str::to_string);
+            (name.unwrap_or_else(|| dir_name(dir)), seed, canonical(&serde_yaml::Value::Mapping(m)))
+        }
+        _ => (dir_name(dir), None, format!("dir:{}", dir.display())),
     }
 }
 
@@ -81,16 +95,7 @@ pub fn summary_table(run_dirs: &[PathBuf]) -> Result<String> {
             unfinished.push(dir.display().to_string());
             continue;
         };
-        let config = read_config(&dir.join("config.yaml"))?;
-        let (name, seed, key) = match config {
-            Some(serde_yaml::Value::Mapping(mut m)) => {
-                let seed = m.remove("seed").map(|s| canonical(&s));
-                m.remove("device");
-                let name = m.get("name").and_then(serde_yaml::Value::as_str).map(str::to_string);
-                (name.unwrap_or_else(|| dir_name(dir)), seed, canonical(&serde_yaml::Value::Mapping(m)))
-            }
-            _ => (dir_name(dir), None, format!("dir:{}", dir.display())),
-        };
+        let (name, seed, key) = identity(dir, read_config(&dir.join("config.yaml"))?);
         runs.push(Run { dir: dir.clone(), name, seed, key, numbers });
     }
     if runs.is_empty() {
