@@ -147,6 +147,22 @@ fn two_jobs_give_each_point_the_numbers_of_one_job_and_a_manifest_logs_and_statu
     let tail = ["run", arg(&exp), "--no-cache", "--point", FOLDERS[1], "--out", arg(&out)];
     assert_eq!(command[1..], tail);
 
+    // The sweep's report is written when every point is done.
+    let csv = fs::read_to_string(two.join("summary.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 3, "one row per learning rate, the seeds averaged: {csv}");
+    assert!(rows[1].starts_with("stages.train.schedule.lr=0.05,2,1 2,"), "{csv}");
+    assert!(rows[2].starts_with("stages.train.schedule.lr=0.1,2,1 2,"), "{csv}");
+    for plot in ["plots/train-test_accuracy.svg", "plots/train-loss.svg", "report.md"] {
+        assert!(two.join(plot).is_file(), "{plot}");
+    }
+    for folder in FOLDERS {
+        assert!(two.join(folder).join("events.out.tfevents.0.relab").is_file(), "{folder}");
+    }
+    let o = run(&["report", arg(&two)]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("| group | runs | seeds | test_accuracy.best (%) |"));
+
     let o = run(&["status", arg(&two)]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stdout).ends_with("4 points: 4 done, 0 running, 0 failed, 0 not started\n"));

@@ -56,9 +56,10 @@ enum Command {
     /// Scaffold a plugin crate from the slot's template: `relab new train my-learner` writes plugins/my-learner/
     /// (parameters, registration, the kit's tests, a YAML) and links it into the binary.
     New(new::NewArgs),
-    /// One table of the summary numbers of several runs, mean ± std over runs that differ only by seed.
+    /// One table of the summary numbers of several runs, mean ± std over runs that differ only by seed; given a
+    /// sweep folder, writes its report (report.md, summary.csv, plots/, TensorBoard event files).
     Report {
-        /// Run folders (each with summary.json and config.yaml).
+        /// Run folders (each with summary.json and config.yaml), or one sweep folder (with sweep.json).
         #[arg(required = true)]
         runs: Vec<PathBuf>,
     },

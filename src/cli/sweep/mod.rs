@@ -6,6 +6,7 @@ pub mod launcher;
 mod local;
 pub mod manifest;
 pub mod point_state;
+pub mod report;
 mod signals;
 pub mod status;
 mod threads;
@@ -46,7 +47,8 @@ pub fn run_sweep(req: &SweepRequest, runs: &[ResolvedRun]) -> anyhow::Result<()>
     } else {
         manifest.points.iter().collect()
     };
-    launcher::launcher(choice, req.jobs).launch(req.out, &manifest, &todo, req.resume)
+    launcher::launcher(choice, req.jobs).launch(req.out, &manifest, &todo, req.resume)?;
+    report::sweep_report(req.out)
 }
 
 /// `relab resubmit SWEEP_DIR`: the points of the manifest that are not done, resumed from their checkpoints.
@@ -56,7 +58,8 @@ pub fn resubmit(dir: &Path, jobs: usize) -> anyhow::Result<()> {
     let running = manifest.points.iter().filter(|p| PointState::of(dir, p) == PointState::Running).count();
     anyhow::ensure!(running == 0, "{running} point(s) of {} are still running; wait for them first", dir.display());
     println!("resubmitting {} failed point(s) of {}", todo.len(), dir.display());
-    launcher::launcher(manifest.launcher, jobs).launch(dir, &manifest, &todo, true)
+    launcher::launcher(manifest.launcher, jobs).launch(dir, &manifest, &todo, true)?;
+    report::sweep_report(dir)
 }
 
 /// The run of `label` among a sweep's points, for a child started with `--point`.
