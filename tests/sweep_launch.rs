@@ -196,7 +196,10 @@ fn a_killed_point_fails_alone_shows_in_status_and_resubmit_redoes_only_it() {
     let o = run(&["status", arg(&sweep)]);
     let status = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(status.contains(&format!("failed       {}\n", FOLDERS[0])), "{status}");
-    assert!(status.contains("| relab sweep: seed=1,stages.train.schedule.lr=0.05 ended: killed by signal 9"), "{status}");
+    assert!(
+        status.contains("| relab sweep: seed=1,stages.train.schedule.lr=0.05 ended: killed by signal 9"),
+        "{status}"
+    );
     assert!(status.ends_with("4 points: 3 done, 0 running, 1 failed, 0 not started\n"), "{status}");
 
     let modified = |folder: &str| fs::metadata(sweep.join(folder).join("report.md")).unwrap().modified().unwrap();

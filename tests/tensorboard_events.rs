@@ -41,7 +41,8 @@ fn python_with_tensorboard() -> Option<PathBuf> {
     }
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tensorboard-venv");
     let python = venv.join("bin/python");
-    let imports = |p: &Path| Command::new(p).args(["-c", "import tensorboard"]).output().is_ok_and(|o| o.status.success());
+    let imports =
+        |p: &Path| Command::new(p).args(["-c", "import tensorboard"]).output().is_ok_and(|o| o.status.success());
     if python.is_file() && imports(&python) {
         return Some(python);
     }

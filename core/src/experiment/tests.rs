@@ -365,7 +365,7 @@ fn set_overrides_are_typed_and_create_keys() {
     );
     assert_eq!(
         error(text, &["sed=2"]),
-        "--set sed=2: sed: unknown key; expected one of name, seed, backend, device, dataset, stages, plugins; did you mean `seed`?"
+        "--set sed=2: sed: unknown key; expected one of name, seed, backend, device, dataset, stages, plugins, launcher; did you mean `seed`?"
     );
     assert!(error(text, &["nonsense"]).starts_with("--set nonsense: bad override: no `=`"));
 }
@@ -409,7 +409,7 @@ fn unknown_top_level_key_with_suggestion_and_position() {
     let text = "name: x\ndataset: {name: mnist}\n\nsed: 2\n";
     assert_eq!(
         error(text, &[]),
-        "experiments/x.yaml:4:1: sed: unknown key; expected one of name, seed, backend, device, dataset, stages, plugins; did you mean `seed`?"
+        "experiments/x.yaml:4:1: sed: unknown key; expected one of name, seed, backend, device, dataset, stages, plugins, launcher; did you mean `seed`?"
     );
     let text = "dataset:\n  name: mnist\n  labels_per_clas: 4\n";
     assert_eq!(
@@ -691,4 +691,13 @@ fn the_schema_s_stages_are_stage_kind_s() {
     assert_eq!(slots, StageKind::SLOTS);
     assert!(StageKind::ALL.into_iter().all(|kind| all.has(kind)));
     assert!(!Stages::default().has(StageKind::Features));
+}
+
+#[test]
+fn launcher_local_is_accepted_and_slurm_is_not_built_yet() {
+    let text = "dataset: {name: mnist}\nlauncher: local\n";
+    assert_eq!(runs(text, &[]).unwrap()[0].experiment.launcher, Some(Launcher::Local));
+    assert_eq!(runs("dataset: {name: mnist}\n", &[]).unwrap()[0].experiment.launcher, None);
+    let e = error("dataset: {name: mnist}\nlauncher: slurm\n", &[]);
+    assert!(e.starts_with("experiments/x.yaml:2:11: launcher:") && e.contains("local"), "{e}");
 }

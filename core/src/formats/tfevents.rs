@@ -103,7 +103,7 @@ pub fn crc32c(data: &[u8]) -> u32 {
 /// TensorFlow's mask, so that a CRC stored inside CRC'd data does not look like one.
 pub fn masked_crc32c(data: &[u8]) -> u32 {
     let crc = crc32c(data);
-    ((crc >> 15) | (crc << 17)).wrapping_add(0xa282_ead8)
+    crc.rotate_right(15).wrapping_add(0xa282_ead8)
 }
 
 #[cfg(test)]
@@ -117,8 +117,9 @@ mod tests {
         assert_eq!(crc32c(b""), 0);
         // Rotated right by 15 bits: 0xE3069283 >> 15 = 0x1C60D, 0xE3069283 << 17 = 0x25060000 (mod 2^32).
         let c: u32 = 0xE306_9283;
-        let rotated = (c >> 15) | (c << 17);
-        assert_eq!(rotated, 0x2507_C60D);
+        assert_eq!(c >> 15, 0x1_C60D);
+        assert_eq!(c << 17, 0x2506_0000);
+        assert_eq!(c.rotate_right(15), 0x2507_C60D);
         assert_eq!(masked_crc32c(b"123456789"), 0x2507_C60Du32.wrapping_add(0xA282_EAD8));
     }
 

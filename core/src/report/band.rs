@@ -56,9 +56,12 @@ pub(super) fn band_svg(
     let (y0, y1) = (yt[0], yt[yt.len() - 1]);
     let sx = |x: f64| ML + (x - x0) / (x1 - x0) * (W - ML - MR);
     let sy = |y: f64| (H - MB) - (y - y0) / (y1 - y0) * (H - MT - MB);
-    let w = W + LEGEND_W;
+    // Wide enough for the longest group name at about 6.5 px a character (11 px sans-serif).
+    let longest = groups.iter().map(|(n, _)| n.chars().count()).max().unwrap_or(0);
+    let w = W + LEGEND_W.max(34.0 + 6.5 * longest as f64);
     let fmt = |v: f64| if percent { format!("{:.2} %", v * 100.0) } else { format_number(v) };
-    let subtitle = format!("mean ± sample std over seeds · {} group(s) · min {} · max {}", groups.len(), fmt(ymin), fmt(ymax));
+    let subtitle =
+        format!("mean ± sample std over seeds · {} group(s) · min {} · max {}", groups.len(), fmt(ymin), fmt(ymax));
     let mut out = String::new();
     svg_open(&mut out, w, H, title, &subtitle);
     y_axis(&mut out, W, &yt, ystep, scale, y_label, &sy);

@@ -56,7 +56,10 @@ pub fn write_sweep_report(sweep_dir: &Path, run_dirs: &[PathBuf]) -> Result<Swee
         runs.push(Run { dir: dir.clone(), seed, key, config, numbers });
     }
     if runs.is_empty() {
-        return Err(Error::stage("report", format!("no run of {} has finished (no summary.json)", sweep_dir.display())));
+        return Err(Error::stage(
+            "report",
+            format!("no run of {} has finished (no summary.json)", sweep_dir.display()),
+        ));
     }
     let groups = group(&runs);
     let keys = columns(&runs);
@@ -80,7 +83,9 @@ pub fn write_sweep_report(sweep_dir: &Path, run_dirs: &[PathBuf]) -> Result<Swee
         groups.len()
     );
     let _ = writeln!(md, "## Summary\n\n{table}");
-    md.push_str("Mean ± sample std over a group's runs (the value alone for one run); accuracies and precisions in %. ");
+    md.push_str(
+        "Mean ± sample std over a group's runs (the value alone for one run); accuracies and precisions in %. ",
+    );
     md.push_str("The same numbers unrounded: [summary.csv](summary.csv).\n\n");
     let plots = curves(sweep_dir, &groups)?;
     if !plots.is_empty() {
@@ -161,8 +166,7 @@ pub(super) fn distinguishing_names(leaves: &[Vec<(String, String)>]) -> Vec<Stri
             }
         }
     }
-    let plugins: Vec<String> =
-        keys.iter().filter_map(|k| k.strip_suffix(".plugin")).map(|p| format!("{p}.")).collect();
+    let plugins: Vec<String> = keys.iter().filter_map(|k| k.strip_suffix(".plugin")).map(|p| format!("{p}.")).collect();
     keys.retain(|k| k.ends_with(".plugin") || !plugins.iter().any(|p| k.starts_with(p.as_str())));
     leaves
         .iter()
@@ -249,28 +253,37 @@ fn is_curve(metric: &str) -> bool {
     metric == "loss" || metric.starts_with("test_accuracy")
 }
 
+/// One curve metric of one stage: per group, its runs' (x, y) points.
+struct Curve {
+    stage: String,
+    metric: String,
+    x_key: &'static str,
+    per_group: Vec<Vec<Vec<(f64, f64)>>>,
+}
+
 /// One plot per (stage, curve metric): every group's mean over its runs in a band of ± one std.
 fn curves(sweep_dir: &Path, groups: &[Group]) -> Result<Vec<(String, PathBuf)>> {
-    // (stage, metric, x key) in order of first appearance → per group, the runs' curves.
-    let mut found: Vec<(String, String, &'static str, Vec<Vec<Vec<(f64, f64)>>>)> = Vec::new();
+    // In order of first appearance.
+    let mut found: Vec<Curve> = Vec::new();
     for (gi, g) in groups.iter().enumerate() {
         for r in &g.runs {
             let (records, _) = read_metrics(&r.dir.join("metrics.jsonl"))?;
             for s in collect_series(&records) {
                 let Some(x_key) = s.x_key.filter(|_| is_curve(&s.metric) && !s.points.is_empty()) else { continue };
-                let at = match found.iter().position(|f| f.0 == s.stage && f.1 == s.metric) {
+                let at = match found.iter().position(|f| f.stage == s.stage && f.metric == s.metric) {
                     Some(i) => i,
                     None => {
-                        found.push((s.stage.clone(), s.metric.clone(), x_key, vec![Vec::new(); groups.len()]));
+                        let per_group = vec![Vec::new(); groups.len()];
+                        found.push(Curve { stage: s.stage.clone(), metric: s.metric.clone(), x_key, per_group });
                         found.len() - 1
                     }
                 };
-                found[at].3[gi].push(s.points);
+                found[at].per_group[gi].push(s.points);
             }
         }
     }
     let mut written = Vec::new();
-    for (stage, metric, x_key, per_group) in found {
+    for Curve { stage, metric, x_key, per_group } in found {
         let bands: Vec<(String, Vec<BandPoint>)> = groups
             .iter()
             .zip(&per_group)

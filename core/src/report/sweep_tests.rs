@@ -17,7 +17,9 @@ use crate::formats::tfevents::Scalar;
 fn run(root: &Path, folder: &str, seed: u64, lr: f64, last: f64, curve: &[(u64, f64, f64)]) -> PathBuf {
     let dir = root.join(folder);
     fs::create_dir_all(&dir).unwrap();
-    let config = format!("name: tiny\nseed: {seed}\ndataset: {{name: fashion-mnist}}\nstages:\n  train: {{plugin: supervised, lr: {lr}}}\n");
+    let config = format!(
+        "name: tiny\nseed: {seed}\ndataset: {{name: fashion-mnist}}\nstages:\n  train: {{plugin: supervised, lr: {lr}}}\n"
+    );
     fs::write(dir.join("config.yaml"), config).unwrap();
     let summary = json!({"test_accuracy": {"last": last}, "seconds": {"train": 2.0}});
     fs::write(dir.join("summary.json"), summary.to_string()).unwrap();
@@ -95,7 +97,14 @@ fn groups_are_named_by_the_keys_that_tell_them_apart_a_plugin_swap_by_the_plugin
         leaves(&[("name", "x"), ("stages.train.plugin", "supervised"), ("stages.train.epochs", "3"), ("k", "1")]),
         leaves(&[("name", "x"), ("stages.train.plugin", "supervised"), ("stages.train.epochs", "3"), ("k", "2")]),
     ]);
-    assert_eq!(names, ["stages.train.plugin=fixmatch, k=1", "stages.train.plugin=supervised, k=1", "stages.train.plugin=supervised, k=2"]);
+    assert_eq!(
+        names,
+        [
+            "stages.train.plugin=fixmatch, k=1",
+            "stages.train.plugin=supervised, k=1",
+            "stages.train.plugin=supervised, k=2"
+        ]
+    );
 }
 
 #[test]

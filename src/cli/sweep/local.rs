@@ -80,7 +80,12 @@ impl Launcher for Local {
                         if status.success() {
                             println!("done    {} → {}", r.point.label, r.point.run_dir(sweep_dir).display());
                         } else {
-                            println!("failed  {} ({}), log {}", r.point.label, describe(status), r.point.log(sweep_dir).display());
+                            println!(
+                                "failed  {} ({}), log {}",
+                                r.point.label,
+                                describe(status),
+                                r.point.log(sweep_dir).display()
+                            );
                             failed.push((r.point, describe(status)));
                         }
                     }
@@ -92,7 +97,9 @@ impl Launcher for Local {
             std::thread::sleep(Duration::from_millis(50));
         }
         if let Some(signal) = stopping {
-            anyhow::bail!("stopped by signal {signal}; `relab run ... --resume` or `relab resubmit` finishes the sweep");
+            anyhow::bail!(
+                "stopped by signal {signal}; `relab run ... --resume` or `relab resubmit` finishes the sweep"
+            );
         }
         if failed.is_empty() {
             return Ok(());

@@ -90,8 +90,9 @@ impl Manifest {
 
     pub fn read(sweep_dir: &Path) -> anyhow::Result<Manifest> {
         let path = sweep_dir.join(FILE);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("{} is not a sweep folder: no {FILE} (written by `relab run`)", sweep_dir.display()))?;
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!("{} is not a sweep folder: no {FILE} (written by `relab run`)", sweep_dir.display())
+        })?;
         serde_json::from_str(&text).with_context(|| format!("{}: not a sweep manifest", path.display()))
     }
 }
