@@ -68,7 +68,7 @@ enum Command {
         /// The sweep folder (the one holding sweep.json).
         sweep_dir: PathBuf,
     },
-    /// Run again, resuming from their checkpoints, the points of a sweep that failed.
+    /// Run again, resuming from their checkpoints, the points of a sweep that failed or never started.
     Resubmit {
         /// The sweep folder (the one holding sweep.json).
         sweep_dir: PathBuf,

@@ -51,13 +51,16 @@ pub fn run_sweep(req: &SweepRequest, runs: &[ResolvedRun]) -> anyhow::Result<()>
     report::sweep_report(req.out)
 }
 
-/// `relab resubmit SWEEP_DIR`: the points of the manifest that are not done, resumed from their checkpoints.
+/// `relab resubmit SWEEP_DIR`: the points of the manifest that failed or never started, resumed from their
+/// checkpoints; refused while any point runs.
 pub fn resubmit(dir: &Path, jobs: usize) -> anyhow::Result<()> {
     let manifest = Manifest::read(dir)?;
-    let todo: Vec<&Point> = manifest.points.iter().filter(|p| PointState::of(dir, p) == PointState::Failed).collect();
-    let running = manifest.points.iter().filter(|p| PointState::of(dir, p) == PointState::Running).count();
+    let states: Vec<PointState> = manifest.points.iter().map(|p| PointState::of(dir, p)).collect();
+    let running = states.iter().filter(|&&s| s == PointState::Running).count();
     anyhow::ensure!(running == 0, "{running} point(s) of {} are still running; wait for them first", dir.display());
-    println!("resubmitting {} failed point(s) of {}", todo.len(), dir.display());
+    let todo: Vec<&Point> =
+        manifest.points.iter().zip(&states).filter(|(_, s)| **s != PointState::Done).map(|(p, _)| p).collect();
+    println!("resubmitting {} unfinished point(s) of {}", todo.len(), dir.display());
     launcher::launcher(manifest.launcher, jobs).launch(dir, &manifest, &todo, true)?;
     report::sweep_report(dir)
 }
