@@ -16,7 +16,7 @@ use relab_core::artifact::{Features, LabeledSet, Propagation, npy, npz};
 use relab_core::component::{Propagator, Selector, SelectorInput, StageContext, StageKind};
 use relab_core::experiment;
 use relab_core::pipeline::{self, RunOptions, StageCache};
-use relab_core::registry::{ParamError, PluginInfo, PluginParams, Registry};
+use relab_core::registry::{Origin, ParamError, PluginEntry, PluginInfo, PluginParams, Registry};
 use relab_core::{Result, submit_plugin};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -447,12 +447,45 @@ stages:
     assert_eq!(per_class_recorded(&out), (Some(10), Some(10)), "the defaults that ran are written down");
 
     DEFAULT_PER_CLASS.store(20, Ordering::SeqCst);
-    for dir in [out.clone(), tmp.path().join("fresh")] {
-        let again = run_with(&registry, text, &dir, Some(&cache), &[], false, None).unwrap();
-        assert_eq!(again.reused, vec![StageKind::Features, StageKind::Propagate], "{}", dir.display());
-        assert!(subset(&dir) > first_size, "{}: the new default ran", dir.display());
-        assert_eq!(per_class_recorded(&dir), (Some(20), Some(20)));
-    }
+    let again = run_with(&registry, text, &out, Some(&cache), &[], false, None).unwrap();
+    assert_eq!(again.reused, vec![StageKind::Features, StageKind::Propagate], "select ran again");
+    assert!(subset(&out) > first_size, "the new default ran");
+    assert_eq!(per_class_recorded(&out), (Some(20), Some(20)));
+    // A fresh folder gets the new default's result from the cache, not the old one's.
+    let fresh = tmp.path().join("fresh");
+    run_with(&registry, text, &fresh, Some(&cache), &[], false, None).unwrap();
+    assert_eq!(subset(&fresh), subset(&out));
+    assert_eq!(per_class_recorded(&fresh), (Some(20), Some(20)));
+}
+
+#[test]
+fn an_edited_plugin_is_not_served_from_the_cache() {
+    require_fashion_mnist();
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    // The same plugin, built from two versions of its crate's sources.
+    let build = |source: &'static str| {
+        let mut registry = Registry::default();
+        let entry = PluginEntry::propagate::<common::TestNearestCentroid>("0.1.0").with_source(source);
+        registry.add(entry, Origin::Static { crate_name: "relab-plugin-test" }).unwrap();
+        registry
+    };
+    let text = "\
+name: edited
+seed: 1
+dataset: { name: fashion-mnist, labels_per_class: 2, train_limit: 500, test_limit: 100 }
+stages:
+  features: { source: pixels }
+  propagate: { plugin: test-nearest-centroid }
+";
+    let out = tmp.path().join("run");
+    run_with(&build("before"), text, &out, Some(&cache), &[], false, None).unwrap();
+    let same = run_with(&build("before"), text, &tmp.path().join("same"), Some(&cache), &[], false, None).unwrap();
+    assert_eq!(same.reused, vec![StageKind::Features, StageKind::Propagate]);
+    let edited = run_with(&build("after"), text, &out, Some(&cache), &[], false, None).unwrap();
+    assert_eq!(edited.reused, vec![StageKind::Features], "the edited plugin ran");
+    let record: Value = serde_json::from_str(&fs::read_to_string(out.join("propagate/stage.json")).unwrap()).unwrap();
+    assert_eq!(record["key"]["code"]["plugin"], "after", "stage.json names the code that ran");
 }
 
 // ---- broken inputs: clear errors naming the file, never a panic ----

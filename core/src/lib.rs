@@ -72,3 +72,7 @@ pub use {rand, serde, serde_json, tracing};
 /// `fn(&Self) -> Vec<StageNeed>`, [`registry::PluginParams::needs`]) and `manual_default` (write `Default` by hand).
 /// Checks across several parameters stay in the plugin's `from_params`.
 pub use relab_macros::params;
+/// A hash of the calling crate's sources, computed at compile time; `submit_plugin!` and `export_plugins!` put it in
+/// each plugin's [`registry::PluginEntry::source`], which the stage cache's keys include.
+#[doc(hidden)]
+pub use relab_macros::crate_source_hash;

@@ -89,10 +89,27 @@ where
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", message(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, joined by `: `, leaving out a cause whose text the message already ends with (relab's
+/// I/O errors print their OS error, which is also their source).
+fn message(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.ends_with(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 /// The compiled-in plugins, then the libraries of `RELAB_PLUGIN_PATH`, of `--plugin` and of each experiment file's
@@ -107,6 +124,21 @@ fn registry(plugins: &[PathBuf], files: &[&Path], overrides: &[String]) -> anyho
         }
     }
     Ok(registry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_os_error_is_printed_once_after_its_path() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotADirectory);
+        let e = anyhow::Error::new(relab_core::Error::io("/x/y", io)).context("run x failed");
+        let os = std::io::Error::from(std::io::ErrorKind::NotADirectory).to_string();
+        assert_eq!(message(&e), format!("run x failed: /x/y: {os}"));
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(message(&plain), "outer: inner");
+    }
 }
 
 fn init_logging(verbose: u8) {

@@ -36,6 +36,10 @@ pub fn run(args: RunArgs, plugins: &[PathBuf]) -> anyhow::Result<()> {
     let cache = if args.no_cache { None } else { args.cache_dir.or_else(pipeline::default_cache_dir) };
     let stop_after_checkpoints = std::env::var("RELAB_STOP_AFTER_CHECKPOINTS").ok().and_then(|v| v.parse().ok());
     let sweep = runs.len() > 1;
+    if sweep {
+        // The sweep's folder holds one run folder per point: it must be relab's too.
+        pipeline::mark(&base)?;
+    }
     for resolved in &runs {
         let out = if sweep { base.join(&resolved.folder) } else { base.clone() };
         if sweep {
@@ -48,7 +52,10 @@ pub fn run(args: RunArgs, plugins: &[PathBuf]) -> anyhow::Result<()> {
             stop_after_checkpoints,
         };
         let outcome = pipeline::run(resolved, &registry, &opts)
-            .with_context(|| format!("run {name} {} failed (its folder: {})", resolved.label, out.display()))?;
+            .with_context(|| {
+                let point = if sweep { format!(" {}", resolved.label) } else { String::new() };
+                format!("run {name}{point} failed (its folder: {})", out.display())
+            })?;
         println!("{}", headline(&outcome.dir, &outcome.summary));
     }
     Ok(())
