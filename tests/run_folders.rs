@@ -488,6 +488,48 @@ stages:
     assert_eq!(record["key"]["code"]["plugin"], "after", "stage.json names the code that ran");
 }
 
+/// What `stage.json` and `config.yaml` record is the parameters with their defaults filled in: for every
+/// compiled-in plugin and every plugin stage of the experiment files, those are valid parameters again, and resolve
+/// to themselves.
+#[test]
+fn resolved_parameters_are_valid_parameters_that_resolve_to_themselves() {
+    let registry = Registry::with_static().unwrap();
+    let mut cases: Vec<(String, &PluginEntry, serde_yaml::Value)> =
+        registry.iter().map(|(e, _)| (format!("{} defaults", e.name), e, serde_yaml::Value::Null)).collect();
+    let mut files = Vec::new();
+    let mut stack = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments")];
+    while let Some(d) = stack.pop() {
+        for p in fs::read_dir(&d).unwrap().flatten().map(|e| e.path()) {
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "yaml") {
+                files.push(p);
+            }
+        }
+    }
+    let mut stages = 0;
+    for file in &files {
+        // Files that need a plugin library are left to tests/dynamic_plugins.rs.
+        let Ok(runs) = experiment::load(file, &[], &registry) else { continue };
+        for (slot, stage) in runs[0].experiment.stages.plugin_stages() {
+            if let Some(name) = &stage.plugin {
+                let entry = registry.get(slot, name).unwrap();
+                cases.push((format!("{} {name}", file.display()), entry, serde_yaml::Value::Mapping(stage.params.clone())));
+                stages += 1;
+            }
+        }
+    }
+    assert!(stages > 10, "only {stages} plugin stages in {} files", files.len());
+    for (what, entry, params) in cases {
+        let Ok(resolved) = (entry.resolve)(&params) else {
+            assert!((entry.validate)(&params).is_err(), "{what}: valid but not resolved");
+            continue;
+        };
+        assert_eq!((entry.validate)(&resolved).is_ok(), (entry.validate)(&params).is_ok(), "{what}: {resolved:?}");
+        assert_eq!((entry.resolve)(&resolved).unwrap(), resolved, "{what}");
+    }
+}
+
 // ---- broken inputs: clear errors naming the file, never a panic ----
 
 #[test]

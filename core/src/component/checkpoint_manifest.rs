@@ -1,6 +1,6 @@
-//! `manifest.json`, written last into every checkpoint folder: the size and SHA-256 of each of its files and how
-//! long the stage's `metrics.jsonl` was. A checkpoint is resumed only when its files match; the metrics file is cut
-//! back to that length, so epochs logged after the checkpoint are not logged twice when they run again.
+//! `manifest.json`, written last into every checkpoint folder: the size and SHA-256 of each of its files and how many
+//! records the stage's `metrics.jsonl` held. A checkpoint is resumed only when its files match; the metrics file is
+//! cut back to those records, so epochs logged after the checkpoint are not logged twice when they run again.
 
 use std::path::Path;
 
@@ -15,15 +15,16 @@ pub(crate) const MANIFEST_FILE: &str = "manifest.json";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Manifest {
-    /// Bytes of the stage's `metrics.jsonl` when the checkpoint was written.
-    pub metrics_len: u64,
+    /// Records in the stage's `metrics.jsonl` when the checkpoint was written (a count, not bytes: records hold
+    /// timings, and a checkpoint must be the same bits run after run).
+    pub metrics_records: u64,
     pub files: Digests,
 }
 
 /// Digests every file of the checkpoint folder `dir` and writes the manifest beside them.
-pub(crate) fn write(dir: &Path, metrics_len: u64) -> Result<()> {
+pub(crate) fn write(dir: &Path, metrics_records: u64) -> Result<()> {
     let files = digest::digest_tree(dir, |name| name == MANIFEST_FILE)?;
-    write_json(&dir.join(MANIFEST_FILE), &Manifest { metrics_len, files })
+    write_json(&dir.join(MANIFEST_FILE), &Manifest { metrics_records, files })
 }
 
 /// The manifest of the checkpoint folder `dir` when every file it lists matches; otherwise why not.
@@ -52,7 +53,7 @@ mod tests {
         std::fs::write(dir.path().join("model.bin"), [1u8, 2, 3]).unwrap();
         write(dir.path(), 42).unwrap();
         let manifest = verify(dir.path()).unwrap();
-        assert_eq!(manifest.metrics_len, 42);
+        assert_eq!(manifest.metrics_records, 42);
         assert_eq!(manifest.files.keys().collect::<Vec<_>>(), ["model.bin", "state.json"]);
         std::fs::write(dir.path().join("state.json"), "{\"epoch\": 9}").unwrap();
         let why = verify(dir.path()).unwrap_err();

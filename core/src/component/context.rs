@@ -39,23 +39,21 @@ impl MetricsSink {
         file.write_all(line.as_bytes()).and_then(|_| file.flush()).map_err(|e| Error::io(&self.path, e))
     }
 
-    /// Bytes written so far.
-    pub fn len(&self) -> Result<u64> {
-        let file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        file.metadata().map(|m| m.len()).map_err(|e| Error::io(&self.path, e))
+    /// Records (lines) written so far.
+    pub fn records(&self) -> Result<u64> {
+        let text = fs::read(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        Ok(text.iter().filter(|&&b| b == b'\n').count() as u64)
     }
 
-    /// Whether nothing was written yet.
-    pub fn is_empty(&self) -> Result<bool> {
-        self.len().map(|n| n == 0)
-    }
-
-    /// Cuts the file back to its first `len` bytes (records logged after a checkpoint that is resumed).
-    pub fn truncate(&self, len: u64) -> Result<()> {
+    /// Keeps the first `n` records and drops the rest (those logged after a checkpoint that is resumed, which the
+    /// resumed stage logs again).
+    pub fn keep_records(&self, n: u64) -> Result<()> {
         let file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        let now = file.metadata().map_err(|e| Error::io(&self.path, e))?.len();
-        if now > len {
-            file.set_len(len).map_err(|e| Error::io(&self.path, e))?;
+        let text = fs::read(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        let mut ends = text.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i as u64 + 1);
+        let keep = if n == 0 { 0 } else { ends.nth(n as usize - 1).unwrap_or(text.len() as u64) };
+        if keep < text.len() as u64 {
+            file.set_len(keep).map_err(|e| Error::io(&self.path, e))?;
         }
         Ok(())
     }
@@ -177,7 +175,7 @@ impl StageContext {
         write_files(&new)?;
         let record = CheckpointState { rng: self.rng.clone(), state };
         crate::formats::atomic::write_json(&new.join(STATE_FILE), &record)?;
-        checkpoint_manifest::write(&new, self.metrics.len()?)?;
+        checkpoint_manifest::write(&new, self.metrics.records()?)?;
         remove_dir(&previous)?;
         if current.exists() {
             fs::rename(&current, &previous).map_err(|e| Error::io(&current, e))?;
@@ -228,7 +226,7 @@ impl StageContext {
                 tracing::warn!(stage = %self.stage, "the latest checkpoint fails its check ({why}); resuming from the previous one, {}", folder.display());
             }
             self.rng = record.rng;
-            self.metrics.truncate(manifest.metrics_len)?;
+            self.metrics.keep_records(manifest.metrics_records)?;
             tracing::info!(stage = %self.stage, "resuming from {}", folder.display());
             return Ok(Some((record.state, folder)));
         }
@@ -279,5 +277,28 @@ impl StageContext {
             at: at.into(),
             checkpoint: self.checkpoint_dir(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_are_cut_back_to_a_number_of_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = MetricsSink::open(&dir.path().join("m.jsonl")).unwrap();
+        for epoch in 1..=4 {
+            sink.write(&serde_json::json!({ "epoch": epoch })).unwrap();
+        }
+        assert_eq!(sink.records().unwrap(), 4);
+        sink.keep_records(2).unwrap();
+        sink.write(&serde_json::json!({ "epoch": 3 })).unwrap();
+        let text = fs::read_to_string(dir.path().join("m.jsonl")).unwrap();
+        assert_eq!(text, "{\"epoch\":1}\n{\"epoch\":2}\n{\"epoch\":3}\n");
+        sink.keep_records(9).unwrap();
+        assert_eq!(sink.records().unwrap(), 3);
+        sink.keep_records(0).unwrap();
+        assert_eq!(sink.records().unwrap(), 0);
     }
 }

@@ -446,3 +446,17 @@ fn remove_file(path: &Path) -> Result<()> {
         Err(e) => Err(Error::io(path, e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_keys_name_each_differing_leaf() {
+        let old = json!({ "params": { "k": 50, "alpha": 0.99 }, "features": "aa", "code": { "plugin": "1" } });
+        let new = json!({ "params": { "k": 30, "alpha": 0.99, "gamma": 3 }, "features": "bb", "code": { "plugin": "1" } });
+        assert_eq!(changed_keys(&old, &new), ["features", "params.gamma", "params.k"]);
+        assert_eq!(changed_keys(&Value::Null, &new), ["the earlier record names no inputs"]);
+        assert!(changed_keys(&new, &new).is_empty());
+    }
+}
