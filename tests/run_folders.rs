@@ -233,7 +233,8 @@ fn a_second_run_on_a_folder_in_use_is_refused_naming_the_process_and_the_first_e
     require_fashion_mnist();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("shared");
-    let first = real_experiment(tmp.path(), "first", "  features: { source: pixels }\n  propagate: { plugin: test-gate }\n");
+    let first =
+        real_experiment(tmp.path(), "first", "  features: { source: pixels }\n  propagate: { plugin: test-gate }\n");
     let second = real_experiment(tmp.path(), "second", PIXELS_NEAREST_SEED);
 
     let (exp, dir) = (first.clone(), out.clone());
@@ -514,7 +515,11 @@ fn resolved_parameters_are_valid_parameters_that_resolve_to_themselves() {
         for (slot, stage) in runs[0].experiment.stages.plugin_stages() {
             if let Some(name) = &stage.plugin {
                 let entry = registry.get(slot, name).unwrap();
-                cases.push((format!("{} {name}", file.display()), entry, serde_yaml::Value::Mapping(stage.params.clone())));
+                cases.push((
+                    format!("{} {name}", file.display()),
+                    entry,
+                    serde_yaml::Value::Mapping(stage.params.clone()),
+                ));
                 stages += 1;
             }
         }
@@ -550,11 +555,7 @@ fn broken_features_and_labels_files_are_refused_naming_the_file() {
     let inf_labels = tmp.path().join("labels_inf.npz");
     npz::write(&inf_labels, &[("arr_0", &npz::NpyArray::F32 { shape: vec![500, 10], data: labels })]).unwrap();
 
-    let cases = [
-        (&zero, "diffusion", "zero columns"),
-        (&nan, "nearest-seed", "NaN"),
-        (&inf, "nearest-seed", "inf"),
-    ];
+    let cases = [(&zero, "diffusion", "zero columns"), (&nan, "nearest-seed", "NaN"), (&inf, "nearest-seed", "inf")];
     for (file, plugin, what) in cases {
         let stages = format!("  features: {{ from: {} }}\n  propagate: {{ plugin: {plugin} }}\n", file.display());
         let exp = real_experiment(tmp.path(), "broken", &stages);

@@ -1,6 +1,7 @@
 //! Command-line interface. Each subcommand lives in its own file; this one parses and dispatches.
 
 mod bench;
+mod bench_digest;
 mod bench_propagate;
 mod data;
 mod new;
@@ -126,6 +127,18 @@ fn registry(plugins: &[PathBuf], files: &[&Path], overrides: &[String]) -> anyho
     Ok(registry)
 }
 
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // A second call (tests run several commands in one process) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,16 +152,4 @@ mod tests {
         let plain = anyhow::anyhow!("inner").context("outer");
         assert_eq!(message(&plain), "outer: inner");
     }
-}
-
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    // A second call (tests run several commands in one process) keeps the first subscriber.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

@@ -51,11 +51,10 @@ pub fn run(args: RunArgs, plugins: &[PathBuf]) -> anyhow::Result<()> {
             cache: cache.clone().map(StageCache::new),
             stop_after_checkpoints,
         };
-        let outcome = pipeline::run(resolved, &registry, &opts)
-            .with_context(|| {
-                let point = if sweep { format!(" {}", resolved.label) } else { String::new() };
-                format!("run {name}{point} failed (its folder: {})", out.display())
-            })?;
+        let outcome = pipeline::run(resolved, &registry, &opts).with_context(|| {
+            let point = if sweep { format!(" {}", resolved.label) } else { String::new() };
+            format!("run {name}{point} failed (its folder: {})", out.display())
+        })?;
         println!("{}", headline(&outcome.dir, &outcome.summary));
     }
     Ok(())

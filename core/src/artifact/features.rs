@@ -26,7 +26,10 @@ impl Features {
     /// Why these features cannot be propagated over: no columns, or a NaN or infinite value (the first is named).
     pub fn check(&self) -> std::result::Result<(), String> {
         if self.dim == 0 {
-            return Err(format!("the features have zero columns ({} × 0); each image needs a feature vector", self.rows));
+            return Err(format!(
+                "the features have zero columns ({} × 0); each image needs a feature vector",
+                self.rows
+            ));
         }
         if let Some(i) = self.values.iter().position(|v| !v.is_finite()) {
             return Err(format!(
@@ -48,7 +51,9 @@ impl Features {
         let (shape, values) = npy::read_f32(path)?;
         let features = match shape[..] {
             [rows, dim] => Features { rows, dim, values },
-            _ => return Err(Error::format(path, format!("features must be a 2-D array (N × D), found shape {shape:?}"))),
+            _ => {
+                return Err(Error::format(path, format!("features must be a 2-D array (N × D), found shape {shape:?}")));
+            }
         };
         features.check().map_err(|why| Error::format(path, why))?;
         Ok(features)

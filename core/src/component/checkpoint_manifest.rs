@@ -6,9 +6,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::Result;
 use crate::formats::atomic::write_json;
 use crate::formats::digest::{self, Digests};
-use crate::Result;
 
 pub(crate) const MANIFEST_FILE: &str = "manifest.json";
 

@@ -130,7 +130,10 @@ mod tests {
 
         std::fs::write(dir.path().join("a.txt"), b"abd").unwrap();
         let err = verify(dir.path(), &digests).unwrap_err();
-        assert!(err.to_string().ends_with("a.txt: its content changed since it was written (SHA-256 differs)"), "{err}");
+        assert!(
+            err.to_string().ends_with("a.txt: its content changed since it was written (SHA-256 differs)"),
+            "{err}"
+        );
         std::fs::write(dir.path().join("a.txt"), b"ab").unwrap();
         assert_eq!(verify(dir.path(), &digests).unwrap_err().what, "2 bytes, but 3 were written");
         std::fs::remove_file(dir.path().join("a.txt")).unwrap();

@@ -57,8 +57,8 @@ pub fn run(resolved: &ResolvedRun, registry: &Registry, opts: &RunOptions) -> Re
     let exp = &resolved.experiment;
     let out = &opts.out;
     let _folder = RunFolder::claim(out)?;
-    let config = serde_yaml::to_string(&with_resolved_params(resolved, registry)?)
-        .expect("a YAML value always serialises");
+    let config =
+        serde_yaml::to_string(&with_resolved_params(resolved, registry)?).expect("a YAML value always serialises");
     atomic::write_text(&out.join("config.yaml"), &config)?;
 
     let device = device::resolve(exp.backend, exp.device)?;
@@ -278,7 +278,10 @@ impl Runner<'_> {
     /// says which one does not (the stage is then taken from the cache or computed again).
     fn intact(&self, kind: StageKind, record: &StageRecord, dir: &Path) -> bool {
         if record.files.is_empty() {
-            tracing::warn!("{kind}: {} records no file digests (an older relab wrote it); computing again", dir.display());
+            tracing::warn!(
+                "{kind}: {} records no file digests (an older relab wrote it); computing again",
+                dir.display()
+            );
             return false;
         }
         match digest::verify(dir, &record.files) {
@@ -324,10 +327,15 @@ impl Runner<'_> {
 }
 
 /// The registry entry and parameters (the stage mapping without `plugin`/`from`) of a plugin stage.
-fn plugin_of<'r>(registry: &'r Registry, slot: Slot, stage: &PluginStage) -> Result<(&'r PluginEntry, serde_yaml::Value)> {
-    let name = stage.plugin.as_deref().ok_or_else(|| {
-        Error::stage(slot.stage(), format!("stages.{} needs `plugin:` (or `from:`)", slot.stage()))
-    })?;
+fn plugin_of<'r>(
+    registry: &'r Registry,
+    slot: Slot,
+    stage: &PluginStage,
+) -> Result<(&'r PluginEntry, serde_yaml::Value)> {
+    let name = stage
+        .plugin
+        .as_deref()
+        .ok_or_else(|| Error::stage(slot.stage(), format!("stages.{} needs `plugin:` (or `from:`)", slot.stage())))?;
     let entry = registry.get(slot, name)?;
     Ok((entry, serde_yaml::Value::Mapping(stage.params.clone())))
 }
@@ -379,9 +387,8 @@ fn changed_keys(old: &Value, new: &Value) -> Vec<String> {
 
 /// Whether the stage folder holds a checkpoint that a restart would discard.
 fn has_checkpoint(dir: &Path) -> bool {
-    fs::read_dir(dir).is_ok_and(|entries| {
-        entries.flatten().any(|e| is_checkpoint_entry(&e.file_name().to_string_lossy()))
-    })
+    fs::read_dir(dir)
+        .is_ok_and(|entries| entries.flatten().any(|e| is_checkpoint_entry(&e.file_name().to_string_lossy())))
 }
 
 /// The code that computes a stage: the plugin's source hash (empty for the host's own stages) and relab-core's ABI
@@ -454,7 +461,8 @@ mod tests {
     #[test]
     fn changed_keys_name_each_differing_leaf() {
         let old = json!({ "params": { "k": 50, "alpha": 0.99 }, "features": "aa", "code": { "plugin": "1" } });
-        let new = json!({ "params": { "k": 30, "alpha": 0.99, "gamma": 3 }, "features": "bb", "code": { "plugin": "1" } });
+        let new =
+            json!({ "params": { "k": 30, "alpha": 0.99, "gamma": 3 }, "features": "bb", "code": { "plugin": "1" } });
         assert_eq!(changed_keys(&old, &new), ["features", "params.gamma", "params.k"]);
         assert_eq!(changed_keys(&Value::Null, &new), ["the earlier record names no inputs"]);
         assert!(changed_keys(&new, &new).is_empty());

@@ -61,8 +61,11 @@ pub fn check_elf(bytes: &[u8]) -> Option<String> {
     for i in 0..phnum {
         let header = (phoff + i * phentsize) as usize;
         // p_type, then (64-bit) p_flags, p_offset, p_vaddr, p_paddr, p_filesz or (32-bit) p_offset, ..., p_filesz.
-        let (offset, filesz) =
-            if wide { (read(header + 8, 8)?, read(header + 32, 8)?) } else { (read(header + 4, 4)?, read(header + 16, 4)?) };
+        let (offset, filesz) = if wide {
+            (read(header + 8, 8)?, read(header + 32, 8)?)
+        } else {
+            (read(header + 4, 4)?, read(header + 16, 4)?)
+        };
         let end = offset.saturating_add(filesz);
         if read(header, 4)? == 1 && end > size {
             return truncated(&format!("loaded segment {i}"), end);

@@ -119,7 +119,8 @@ mod tests {
         assert_eq!(p.scores_of(1)[2], f32::NEG_INFINITY, "a class without seeds never wins");
 
         // Features without columns or with a NaN are refused, not labelled class 0.
-        for bad in [Features::new(4, 0, vec![]), Features::new(4, 2, vec![1.0, 0.0, f32::NAN, 0.2, 0.1, 0.8, 0.0, 2.0])] {
+        for bad in [Features::new(4, 0, vec![]), Features::new(4, 2, vec![1.0, 0.0, f32::NAN, 0.2, 0.1, 0.8, 0.0, 2.0])]
+        {
             let err = NearestSeed { metric: Metric::Cosine }.propagate(&mut ctx(tmp.path()), &bad, &seeds, 3);
             assert!(err.unwrap_err().to_string().starts_with("propagate: nearest-seed: the features "));
         }
