@@ -11,13 +11,15 @@ use serde_json::Value;
 pub struct RunArgs {
     /// The experiment file (YAML).
     experiment: PathBuf,
-    /// Run folder (default `runs/<name>`); a sweep puts one sub-folder per grid point in it.
+    /// Run folder (default `runs/<name>`); a sweep puts one sub-folder per grid point in it. It must be new, empty or
+    /// a run folder relab made (it carries a `.relab-run` marker), and not in use by another relab.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Override a value: `--set stages.propagate.k=50` (the value is YAML). Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
-    /// Continue interrupted stages from their last checkpoint.
+    /// Continue interrupted stages from their last checkpoint (one whose inputs changed starts again, with a warning
+    /// that lists what changed).
     #[arg(long)]
     resume: bool,
     /// Do not reuse or store finished stages in the shared stage cache (the run folder itself is still reused).

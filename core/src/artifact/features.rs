@@ -52,7 +52,10 @@ impl Features {
         let features = match shape[..] {
             [rows, dim] => Features { rows, dim, values },
             _ => {
-                return Err(Error::format(path, format!("features must be a 2-D array (N × D), found shape {shape:?}")));
+                return Err(Error::format(
+                    path,
+                    format!("features must be a 2-D array (N × D), found shape {shape:?}"),
+                ));
             }
         };
         features.check().map_err(|why| Error::format(path, why))?;

@@ -233,7 +233,8 @@ impl StageContext {
         Err(Error::stage(
             self.stage.name(),
             format!(
-                "--resume: no checkpoint of this stage passes its check ({}); delete {} and {} to run this stage                  from its start, or run without --resume",
+                "--resume: no checkpoint of this stage passes its check ({}); delete {} and {} to run this stage \
+                 from its start, or run without --resume",
                 failures.join("; "),
                 self.checkpoint_dir().display(),
                 self.dir.join(CHECKPOINT_PREVIOUS).display()

@@ -234,7 +234,8 @@ impl Runner<'_> {
                 let changed = changed_keys(&old.key, key).join(", ");
                 if self.opts.resume && !old.complete && has_checkpoint(&dir) {
                     tracing::warn!(
-                        "{kind}: --resume, but the stage's inputs changed since its checkpoint ({changed}): its                          checkpoint is discarded and the stage starts again from its first epoch"
+                        "{kind}: --resume, but the stage's inputs changed since its checkpoint ({changed}): its \
+                         checkpoint is discarded and the stage starts again from its first epoch"
                     );
                 } else {
                     tracing::info!("{kind}: inputs changed ({changed}), recomputing");
