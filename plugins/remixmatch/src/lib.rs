@@ -1,0 +1,29 @@
+//! The `remixmatch` learner: ReMixMatch (Berthelot et al. 2020) as ReLaB runs it (`docs/method.md` §6), on core's
+//! training loop.
+//!
+//! Each step takes `B` labelled images (the labelled set: for ReLaB, the selected subset with its propagated labels)
+//! and `B` unlabelled ones (every training image), each unlabelled image in one weak view and `K` CTAugment views
+//! ([`views`]). The weak view's prediction, aligned to the labelled class distribution and sharpened, is the guess
+//! for all `K + 1` views ([`guess`]); everything is mixed with everything, one λ per sample; the loss adds the
+//! pre-mixup loss on the first strong view and the rotation loss ([`loss`], [`rotation`]). Adam with decoupled
+//! decay of the kernels, the EMA model for evaluation and for CTAugment's probes ([`trainer`]).
+//!
+//! **One forward pass per step.** The original runs the label guess, the rotation batch and ten interleaved chunks
+//! of the mixed batch through the network separately, with batch-norm statistics updated from the last chunk
+//! alone (`post_ops`). Here the mixed batch `[x; u_0..u_K]`, the unmixed weak and first strong views and the
+//! rotated strong view go through the network as one batch of `(K + 5)·B` images: one large pass, which the CPU
+//! kernels run far better than several small ones, whose batch-norm statistics (used to normalise and, once per
+//! step, to update the running averages) are those of the whole batch. Interleaving only served to give every
+//! chunk the same share of labelled images; one pass over everything does that by itself. The guess is therefore
+//! made with batch statistics of the whole batch rather than of the weak views alone.
+
+pub mod guess;
+pub mod loss;
+pub mod model;
+mod params;
+pub mod rotation;
+// mod trainer;
+// pub mod views;
+
+pub use params::{RemixMatchParams, ramp};
+// pub use trainer::RemixMatch;
