@@ -16,6 +16,23 @@
 //! step, to update the running averages) are those of the whole batch. Interleaving only served to give every
 //! chunk the same share of labelled images; one pass over everything does that by itself. The guess is therefore
 //! made with batch statistics of the whole batch rather than of the weak views alone.
+//!
+//! **Logged per epoch** (means over its steps): `loss_x`, `loss_u`, `loss_kl`, `loss_rot`, `ramp`;
+//! `probe_accuracy`, the mean of CTAugment's `1 − ½·Σ|p − onehot|` over the probes; `guess_accuracy`, the share of
+//! label guesses whose argmax is the unlabelled image's hidden true label (a diagnostic only, never used in
+//! training); `guess_confident`, the share of guesses whose largest aligned probability (before sharpening) is at
+//! least 0.95. ReMixMatch masks nothing, so it has no mask rate; this is the closest analogue of FixMatch's. After
+//! each epoch, `cta/<op>`: each CTAugment op's rate (the mean over its bins).
+//!
+//! **Where this differs from the original**, besides the one forward pass:
+//! * relab's WRN keeps PyTorch's batch norm (momentum 0.1, ε 1e-5) where the TensorFlow WRN has decay 0.999 and
+//!   ε 1e-3; images are normalised with the dataset's mean and standard deviation instead of scaled to [−1, 1].
+//! * The EMA is the recipe's own, not the loop's (`Run::ema`): the probes need it inside the step. Probes are
+//!   classified, and the rates updated, before the step's optimiser update (the original runs both in one session
+//!   call).
+//! * Every epoch starts fresh shuffled passes over the labelled and the unlabelled images (the original draws from
+//!   endless shuffled streams); each view of an unlabelled image has its own weak augmentation.
+//! * `redux` and `mixmode` are fixed to the method's `1st` and `xxy.yxy`; they are not parameters.
 
 pub mod guess;
 pub mod loss;

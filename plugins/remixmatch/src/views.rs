@@ -7,8 +7,7 @@
 //! for any number of threads; the labelled view and its probe share their weak augmentation's stream.
 use relab_core::Result;
 use relab_core::data::augment::{CtAugment, Image, Pipeline, Policy};
-use relab_core::data::loader::sample_rng;
-use relab_core::data::{Batch, ImageSet, image_batch};
+use relab_core::data::{Batch, ImageSet, image_batch, sample_rng};
 
 /// The streams of one step's generators.
 const WEAK_LABELED: u64 = 0;
@@ -67,5 +66,53 @@ impl ViewSource<'_> {
             cta.sample(&mut rng).apply(img, &mut rng)
         })?;
         Ok(StepViews { labeled: labeled_batch, probe, probe_policies, unlabeled })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use relab_core::data::augment::CtAugmentConfig;
+    use relab_core::testing::{TinySpec, tiny_dataset};
+
+    fn views(weak: &Pipeline, seed: u64) -> StepViews {
+        let data = tiny_dataset(&TinySpec::default());
+        let cta = CtAugment::new(CtAugmentConfig { depth: 2, threshold: 0.8, decay: 0.99 });
+        let source = ViewSource { set: &data.train, mean: &data.mean, std: &data.std, weak, cta: &cta };
+        source.build(&[0, 4, 8, 1], &[2, 3, 5, 6, 7], 3, seed).unwrap()
+    }
+
+    #[test]
+    fn one_weak_and_k_strong_views_of_each_unlabelled_image_view_major() {
+        let plain = Pipeline::new(vec![]);
+        let v = views(&plain, 7);
+        assert_eq!(v.labeled.shape, [4, 1, 8, 8]);
+        assert_eq!((v.probe.shape, v.probe_policies.len()), ([4, 1, 8, 8], 4));
+        assert_eq!(v.unlabeled.shape, [20, 1, 8, 8]);
+        assert_eq!(v.unlabeled.indices, [2, 3, 5, 6, 7].repeat(4));
+        // Without a weak augmentation, view 0 is the image itself, normalised; the strong views are not.
+        let data = tiny_dataset(&TinySpec::default());
+        let plain_view = |i: usize| -> Vec<f32> { data.train.image(i).iter().map(|&p| (p as f32 / 255.0 - 0.3) / 0.3).collect() };
+        let image = |b: &Batch, k: usize| b.images[k * 64..(k + 1) * 64].to_vec();
+        for (k, &i) in [2, 3, 5, 6, 7].iter().enumerate() {
+            assert!(image(&v.unlabeled, k).iter().zip(plain_view(i)).all(|(a, b)| (a - b).abs() < 1e-6));
+        }
+        let changed = (5..20).filter(|&k| image(&v.unlabeled, k) != plain_view(v.unlabeled.indices[k])).count();
+        assert!(changed > 10, "most strong views change their image: {changed} of 15");
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_views() {
+        let weak = Pipeline::new(vec![
+            relab_core::data::augment::Augment::Flip(Default::default()),
+            relab_core::data::augment::Augment::Crop(relab_core::data::augment::RandomCrop {
+                size: None,
+                padding: 1,
+                mode: relab_core::data::augment::PadMode::Reflect,
+            }),
+        ]);
+        let (a, b, c) = (views(&weak, 3), views(&weak, 3), views(&weak, 4));
+        assert_eq!((&a.labeled, &a.probe, &a.unlabeled), (&b.labeled, &b.probe, &b.unlabeled));
+        assert_ne!(a.unlabeled.images, c.unlabeled.images);
     }
 }
