@@ -22,7 +22,8 @@
 //! label guesses whose argmax is the unlabelled image's hidden true label (a diagnostic only, never used in
 //! training); `guess_confident`, the share of guesses whose largest aligned probability (before sharpening) is at
 //! least 0.95. ReMixMatch masks nothing, so it has no mask rate; this is the closest analogue of FixMatch's. After
-//! each epoch, `cta/<op>`: each CTAugment op's rate (the mean over its bins).
+//! each epoch, `cta/<op>`: CTAugment's [`op_rates`](relab_core::data::augment::CtAugment::op_rates), the mean
+//! sampling weight of each op's bins (identity has none).
 //!
 //! **Where this differs from the original**, besides the one forward pass:
 //! * relab's WRN keeps PyTorch's batch norm (momentum 0.1, ε 1e-5) where the TensorFlow WRN has decay 0.999 and
@@ -39,8 +40,8 @@ pub mod loss;
 pub mod model;
 mod params;
 pub mod rotation;
-// mod trainer;
-// pub mod views;
+mod trainer;
+pub mod views;
 
 pub use params::{RemixMatchParams, ramp};
-// pub use trainer::RemixMatch;
+pub use trainer::RemixMatch;

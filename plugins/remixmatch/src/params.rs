@@ -83,7 +83,7 @@ pub struct RemixMatchParams {
     #[param(default = 0.8, min = 0.0, max = 1.0)]
     pub cta_threshold: f64,
     /// CTAugment: decay of the per-bin rates in the probe update
-    #[param(default = 0.99, min = 0.0, max = 1.0)]
+    #[param(default = 0.99, above = 0.0, below = 1.0)]
     pub cta_decay: f64,
     /// weak augmentation: largest shift as a share of the image side (reflect padding), with a random flip
     ///
@@ -191,6 +191,7 @@ mod tests {
         assert_eq!(key("optimizer: {beta1: 1.0}"), "optimizer");
         assert_eq!(key("schedule: {lr: -1}"), "schedule");
         assert_eq!(key("cta_threshold: 2"), "cta_threshold");
+        assert_eq!(key("cta_decay: 1"), "cta_decay");
         assert_eq!(key("init: /no/such/folder"), "init");
         assert_eq!(key("mixmode: xxy"), "mixmode");
         assert!(parse("w_rot: 0\nuse_dm: false\nuse_xe: false").is_ok());

@@ -4,7 +4,6 @@ use std::path::Path;
 use rand::Rng;
 use rand::seq::SliceRandom;
 use relab_core::artifact::{Classifier, LabeledSet, TestAccuracy};
-use relab_core::burn::module::Module;
 use relab_core::burn::tensor::activation::softmax;
 use relab_core::burn::tensor::{Device, Tensor, TensorData};
 use relab_core::component::{LearnerInput, SemiSupervisedLearner, StageContext};
@@ -271,7 +270,7 @@ impl Recipe for Steps<'_> {
         Ok(())
     }
 
-    /// The CTAugment rates per op (the mean over its bins), to plot how the augmentation adapts.
+    /// CTAugment's rate per op (the mean sampling weight of its bins), to plot how the augmentation adapts.
     fn end_epoch(&mut self, _ctx: &mut StageContext, _model: &RemixNet, _epoch: usize, record: &mut Value) -> Result<()> {
         for (op, rate) in self.cta.op_rates() {
             record[format!("cta/{op}")] = (rate as f64).into();

@@ -45,7 +45,7 @@ impl ViewSource<'_> {
         let weak_labeled = |pos: usize, index: usize, img: Image| weak.apply(img, &mut sample_rng(seed, WEAK_LABELED, pos, index));
         let labeled_batch = image_batch(set, labeled, mean, std, |pos, index, img| {
             let mut rng = sample_rng(seed, POLICY_LABELED, pos, index);
-            cta.sample(&mut rng).apply(weak_labeled(pos, index, img), &mut rng)
+            cta.sample_segments(&mut rng).apply(weak_labeled(pos, index, img), &mut rng)
         })?;
         let probe_policies: Vec<Policy> = labeled
             .iter()
@@ -63,7 +63,7 @@ impl ViewSource<'_> {
                 return img;
             }
             let mut rng = sample_rng(seed, POLICY_UNLABELED, pos, index);
-            cta.sample(&mut rng).apply(img, &mut rng)
+            cta.sample_segments(&mut rng).apply(img, &mut rng)
         })?;
         Ok(StepViews { labeled: labeled_batch, probe, probe_policies, unlabeled })
     }
