@@ -42,11 +42,7 @@ pub struct Outputs {
 /// The unlabelled mixup loss: the batch mean of the soft cross-entropy (`use_xe`), or the mean over every entry of
 /// `(t − softmax(z))²` (the original's `tf.reduce_mean` of the squared error).
 pub fn unlabeled_loss(logits: Tensor<2>, targets: Tensor<2>, use_xe: bool) -> Tensor<1> {
-    if use_xe {
-        soft_cross_entropy(logits, targets)
-    } else {
-        (targets - softmax(logits, 1)).square().mean()
-    }
+    if use_xe { soft_cross_entropy(logits, targets) } else { (targets - softmax(logits, 1)).square().mean() }
 }
 
 /// The four terms and their weighted sum.
@@ -55,8 +51,7 @@ pub fn remixmatch_loss(o: Outputs, w: Weights, use_xe: bool) -> Loss {
     let u = unlabeled_loss(o.unlabeled_logits, o.unlabeled_targets, use_xe);
     let kl = soft_cross_entropy(o.strong_logits, o.guess);
     let rot = o.rotation.map(|(logits, labels)| cross_entropy(logits, labels));
-    let mut total =
-        x.clone() + kl.clone().mul_scalar(w.w_kl * w.ramp) + u.clone().mul_scalar(w.w_match * w.ramp);
+    let mut total = x.clone() + kl.clone().mul_scalar(w.w_kl * w.ramp) + u.clone().mul_scalar(w.w_match * w.ramp);
     if let Some(r) = &rot {
         total = total + r.clone().mul_scalar(w.w_rot);
     }
@@ -98,7 +93,10 @@ mod tests {
             unlabeled_targets: t2(&[&[0.2, 0.8], &[1.0, 0.0]]),
             strong_logits: t2(&[&[3.0, 1.0]]),
             guess: t2(&[&[0.9, 0.1]]),
-            rotation: Some((t2(&[&[0.0, 1.0, 0.0, 0.0], &[2.0, 0.0, 0.0, 0.0]]), labels_tensor(&[1, 3], &Device::flex()))),
+            rotation: Some((
+                t2(&[&[0.0, 1.0, 0.0, 0.0], &[2.0, 0.0, 0.0, 0.0]]),
+                labels_tensor(&[1, 3], &Device::flex()),
+            )),
         };
         let w = Weights { w_match: 1.5, w_kl: 0.5, w_rot: 0.5, ramp: 0.25 };
         let loss = remixmatch_loss(o, w, true);

@@ -69,14 +69,18 @@ mod tests {
         let loss = (out.logits.sum() + net.rotation_logits(out.features).sum()).mul_scalar(0.0);
         let grads = GradientsParams::from_grads(loss.backward(), &net);
         let Backbone::Wrn10_2(wrn) = &net.backbone else { unreachable!() };
-        let (stem, fc, fc_bias) =
-            (values(wrn.init_conv.weight.val()), values(wrn.output.weight.val()), values(wrn.output.bias.as_ref().unwrap().val()));
+        let (stem, fc, fc_bias) = (
+            values(wrn.init_conv.weight.val()),
+            values(wrn.output.weight.val()),
+            values(wrn.output.bias.as_ref().unwrap().val()),
+        );
         let rot = values(net.rotation.linear.weight.val());
         let settings = AdamSettings { weight_decay: 0.02, ..AdamSettings::default() };
         let stepped = optimiser(&settings).step(0.5, net, grads);
         let Backbone::Wrn10_2(after) = &stepped.backbone else { unreachable!() };
         // Kernels × (1 − 0.02·0.5) = 0.99.
-        let scaled = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x * 0.99 - y).abs() <= 1e-6 * x.abs().max(1.0));
+        let scaled =
+            |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x * 0.99 - y).abs() <= 1e-6 * x.abs().max(1.0));
         assert!(scaled(&stem, &values(after.init_conv.weight.val())));
         assert!(scaled(&fc, &values(after.output.weight.val())));
         assert_eq!(values(after.output.bias.as_ref().unwrap().val()), fc_bias);

@@ -7,8 +7,8 @@ use relab_core::artifact::{Classifier, LabeledSet, TestAccuracy};
 use relab_core::burn::tensor::activation::softmax;
 use relab_core::burn::tensor::{Device, Tensor, TensorData};
 use relab_core::component::{LearnerInput, SemiSupervisedLearner, StageContext};
-use relab_core::data::augment::{Augment, CtAugment, CtAugmentConfig, Flip, PadMode, Pipeline, RandomCrop};
 use relab_core::data::augment::probe_accuracy;
+use relab_core::data::augment::{Augment, CtAugment, CtAugmentConfig, Flip, PadMode, Pipeline, RandomCrop};
 use relab_core::data::{Batch, Dataset};
 use relab_core::nn::{BackboneConfig, save_backbone};
 use relab_core::registry::{ParamError, PluginInfo};
@@ -123,7 +123,10 @@ fn labels_by_index(data: &Dataset, labeled: &LabeledSet) -> Result<Vec<Option<u3
             return Err(Error::stage("train", format!("training image {i} is listed twice in the labelled set")));
         }
         if y as usize >= data.num_classes {
-            return Err(Error::stage("train", format!("label {y} of image {i} is not one of {} classes", data.num_classes)));
+            return Err(Error::stage(
+                "train",
+                format!("label {y} of image {i} is not one of {} classes", data.num_classes),
+            ));
         }
     }
     Ok(labels)
@@ -174,7 +177,8 @@ impl Recipe for Steps<'_> {
     fn step(&mut self, ctx: &mut StageContext, model: &RemixNet, batch: Batch, at: At) -> Result<StepLoss> {
         let (b, k, c) = (self.p.batch_size, self.p.strong_views, self.data.num_classes);
         let (labeled, unlabeled) = batch.indices.split_at(b);
-        let y: Vec<u32> = labeled.iter().map(|&i| self.labels[i].expect("labelled batches hold labelled images")).collect();
+        let y: Vec<u32> =
+            labeled.iter().map(|&i| self.labels[i].expect("labelled batches hold labelled images")).collect();
         let source = ViewSource {
             set: &self.data.train,
             mean: &self.data.mean,
@@ -222,7 +226,8 @@ impl Recipe for Steps<'_> {
         let p_weak = rows(softmax(logits(mixed, b).detach(), 1))?;
         let aligned = if self.p.use_dm { self.alignment.align(&p_weak) } else { p_weak.clone() };
         let guess = sharpen(&aligned, c, self.p.temperature);
-        let truth: Option<Vec<u32>> = self.data.train.labels.as_ref().map(|t| unlabeled.iter().map(|&i| t[i]).collect());
+        let truth: Option<Vec<u32>> =
+            self.data.train.labels.as_ref().map(|t| unlabeled.iter().map(|&i| t[i]).collect());
         let stats = guess_stats(&aligned, c, truth.as_deref(), CONFIDENT);
 
         let mut targets = vec![0f32; (k + 2) * b * c];
@@ -271,7 +276,13 @@ impl Recipe for Steps<'_> {
     }
 
     /// CTAugment's rate per op (the mean sampling weight of its bins), to plot how the augmentation adapts.
-    fn end_epoch(&mut self, _ctx: &mut StageContext, _model: &RemixNet, _epoch: usize, record: &mut Value) -> Result<()> {
+    fn end_epoch(
+        &mut self,
+        _ctx: &mut StageContext,
+        _model: &RemixNet,
+        _epoch: usize,
+        record: &mut Value,
+    ) -> Result<()> {
         for (op, rate) in self.cta.op_rates() {
             record[format!("cta/{op}")] = (rate as f64).into();
         }
@@ -337,7 +348,10 @@ fn tensor_of<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Devic
 
 /// A probability matrix read back row-major.
 fn rows(probs: Tensor<2>) -> Result<Vec<f32>> {
-    probs.into_data().try_into_vec_as::<f32>().map_err(|e| Error::stage("train", format!("cannot read the predictions back: {e:?}")))
+    probs
+        .into_data()
+        .try_into_vec_as::<f32>()
+        .map_err(|e| Error::stage("train", format!("cannot read the predictions back: {e:?}")))
 }
 
 #[cfg(test)]

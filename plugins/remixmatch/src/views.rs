@@ -42,7 +42,8 @@ impl ViewSource<'_> {
     /// The views of `labeled` and `unlabeled` (training indices) with `strong` strong views, from `seed`.
     pub fn build(&self, labeled: &[usize], unlabeled: &[usize], strong: usize, seed: u64) -> Result<StepViews> {
         let (set, mean, std, weak, cta) = (self.set, self.mean, self.std, self.weak, self.cta);
-        let weak_labeled = |pos: usize, index: usize, img: Image| weak.apply(img, &mut sample_rng(seed, WEAK_LABELED, pos, index));
+        let weak_labeled =
+            |pos: usize, index: usize, img: Image| weak.apply(img, &mut sample_rng(seed, WEAK_LABELED, pos, index));
         let labeled_batch = image_batch(set, labeled, mean, std, |pos, index, img| {
             let mut rng = sample_rng(seed, POLICY_LABELED, pos, index);
             cta.sample_segments(&mut rng).apply(weak_labeled(pos, index, img), &mut rng)
@@ -92,7 +93,8 @@ mod tests {
         assert_eq!(v.unlabeled.indices, [2, 3, 5, 6, 7].repeat(4));
         // Without a weak augmentation, view 0 is the image itself, normalised; the strong views are not.
         let data = tiny_dataset(&TinySpec::default());
-        let plain_view = |i: usize| -> Vec<f32> { data.train.image(i).iter().map(|&p| (p as f32 / 255.0 - 0.3) / 0.3).collect() };
+        let plain_view =
+            |i: usize| -> Vec<f32> { data.train.image(i).iter().map(|&p| (p as f32 / 255.0 - 0.3) / 0.3).collect() };
         let image = |b: &Batch, k: usize| b.images[k * 64..(k + 1) * 64].to_vec();
         for (k, &i) in [2, 3, 5, 6, 7].iter().enumerate() {
             assert!(image(&v.unlabeled, k).iter().zip(plain_view(i)).all(|(a, b)| (a - b).abs() < 1e-6));

@@ -28,12 +28,20 @@ fn learns_the_tiny_dataset_with_the_same_bits_every_time() {
     assert!(accuracy.last > 0.5, "3 classes, chance is 1/3: {accuracy:?}");
     assert_eq!(outcome.metrics.len(), 4, "one record per epoch");
     let last = &outcome.metrics[3];
-    for key in ["loss_x", "loss_u", "loss_kl", "loss_rot", "ramp", "probe_accuracy", "guess_accuracy", "guess_confident"] {
+    for key in
+        ["loss_x", "loss_u", "loss_kl", "loss_rot", "ramp", "probe_accuracy", "guess_accuracy", "guess_confident"]
+    {
         assert!(last[key].is_number(), "{key} is logged: {last}");
     }
     // 32 steps of 8 labelled samples = 256 samples: the ramp (over 64) is 1 from step 8 on.
     assert_eq!(last["ramp"], Value::from(1.0));
-    let rates: Vec<f64> = last.as_object().unwrap().iter().filter(|(k, _)| k.starts_with("cta/")).map(|(_, v)| v.as_f64().unwrap()).collect();
+    let rates: Vec<f64> = last
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with("cta/"))
+        .map(|(_, v)| v.as_f64().unwrap())
+        .collect();
     assert_eq!(rates.len(), 18, "one rate per CTAugment op but identity, which has no parameter: {last}");
     assert!(rates.iter().any(|&r| r < 1.0), "the probes moved the rates away from 1");
 }
