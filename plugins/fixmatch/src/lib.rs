@@ -1,0 +1,9 @@
+//! The `fixmatch` learner: FixMatch (Sohn et al., NeurIPS 2020) as relab runs it (`docs/method.md` §6b).
+pub mod alignment;
+pub mod cosine;
+pub mod loss;
+mod params;
+pub mod pseudo_labels;
+pub mod sampler;
+
+pub use params::FixMatchParams;
