@@ -2,7 +2,8 @@
 //!
 //! [`load`] finds a dataset ([`locate`]), reads it in its shipped format (IDX, CIFAR pickles or binary,
 //! miniImageNet lists + images) and shapes it as the experiment asks ([`prepare`]); [`pick_seeds`] chooses the
-//! few labelled samples; [`augment`] and [`loader`] turn images into normalised, augmented batches.
+//! few labelled samples; [`augment`] and [`loader`] turn images into normalised, augmented batches; [`image_batch`]
+//! builds the per-step views (weak, strong) a learner seeds itself.
 
 pub mod augment;
 mod check;
@@ -16,6 +17,7 @@ pub mod mnist;
 pub mod numpy_rng;
 pub mod prepare;
 mod seeds;
+mod views;
 
 /// The dataset file formats, at their old paths.
 pub use crate::formats::{idx, pickle};
@@ -23,9 +25,10 @@ pub use crate::formats::{idx, pickle};
 pub use check::{CheckFound, DatasetCheck, Outcome as CheckOutcome, check};
 pub use config::DatasetConfig;
 pub use image_set::{Dataset, ImageSet};
-pub use loader::{Batch, BatchIter, LoaderConfig, for_each_batch};
+pub use loader::{Batch, BatchIter, LoaderConfig, for_each_batch, sample_rng};
 pub use locate::KNOWN_DATASETS;
 pub use seeds::{CIFAR10_BUCKETS, pick_seeds};
+pub use views::image_batch;
 
 use crate::Result;
 
