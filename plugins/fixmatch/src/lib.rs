@@ -5,5 +5,8 @@ pub mod loss;
 mod params;
 pub mod pseudo_labels;
 pub mod sampler;
+mod trainer;
+pub mod views;
 
 pub use params::FixMatchParams;
+pub use trainer::FixMatch;
