@@ -1,6 +1,7 @@
-//! Bilinear resizing as PIL does it (what torchvision's `Resize`/`RandomResizedCrop` call on PIL images): a
-//! triangle filter whose support widens with the shrink factor, so downscaling averages every source pixel
-//! instead of aliasing, and upscaling is plain bilinear with pixel centres at half-integers.
+//! Resizing as PIL does it (bilinear is what torchvision's `Resize`/`RandomResizedCrop` call on PIL images): a
+//! separable filter whose support widens with the shrink factor, so downscaling averages every source pixel
+//! instead of aliasing, and upscaling interpolates with pixel centres at half-integers. PIL's other filters (box,
+//! Hamming, bicubic, Lanczos, nearest) are here for CTAugment's `rescale`.
 
 use serde::{Deserialize, Serialize};
 
@@ -30,13 +31,86 @@ impl Resize {
     }
 }
 
-/// `img` resized to `oh × ow`.
+/// PIL's resampling filters (`Image.Resampling`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resample {
+    Nearest,
+    Box,
+    Bilinear,
+    Hamming,
+    Bicubic,
+    Lanczos,
+}
+
+impl Resample {
+    /// Half-width of the filter at scale 1, in source pixels.
+    fn support(self) -> f64 {
+        match self {
+            Resample::Nearest | Resample::Box => 0.5,
+            Resample::Bilinear | Resample::Hamming => 1.0,
+            Resample::Bicubic => 2.0,
+            Resample::Lanczos => 3.0,
+        }
+    }
+
+    /// PIL's filter functions (libImaging/Resample.c), bicubic with a = -0.5.
+    fn weight(self, x: f64) -> f64 {
+        let sinc = |x: f64| if x == 0.0 { 1.0 } else { (std::f64::consts::PI * x).sin() / (std::f64::consts::PI * x) };
+        let ax = x.abs();
+        match self {
+            Resample::Nearest | Resample::Box => {
+                if x > -0.5 && x <= 0.5 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Resample::Bilinear => (1.0 - ax).max(0.0),
+            Resample::Hamming => {
+                if ax >= 1.0 {
+                    0.0
+                } else {
+                    sinc(x) * (0.54 + 0.46 * (std::f64::consts::PI * x).cos())
+                }
+            }
+            Resample::Bicubic => {
+                let a = -0.5;
+                if ax < 1.0 {
+                    ((a + 2.0) * ax - (a + 3.0)) * ax * ax + 1.0
+                } else if ax < 2.0 {
+                    (((ax - 5.0) * ax + 8.0) * ax - 4.0) * a
+                } else {
+                    0.0
+                }
+            }
+            Resample::Lanczos => {
+                if ax < 3.0 {
+                    sinc(x) * sinc(x / 3.0)
+                } else {
+                    0.0
+                }
+            }
+        }
+    }
+}
+
+/// `img` resized to `oh × ow` with PIL's bilinear filter.
 pub fn resize_bilinear(img: &Image, oh: usize, ow: usize) -> Image {
+    resize_with(img, oh, ow, Resample::Bilinear)
+}
+
+/// `img` resized to `oh × ow` with `filter`. Nearest is PIL's: output pixel `o` takes source pixel
+/// `⌊(o + ½)·in/out⌋`. Filters with negative lobes (bicubic, Lanczos) are clipped to `[0, 1]`, as PIL clips to
+/// bytes; PIL also rounds to bytes between its two passes, which this does not.
+pub fn resize_with(img: &Image, oh: usize, ow: usize, filter: Resample) -> Image {
     if (oh, ow) == (img.h, img.w) {
         return img.clone();
     }
-    let xs = Coefficients::new(img.w, ow);
-    let ys = Coefficients::new(img.h, oh);
+    if filter == Resample::Nearest {
+        return resize_nearest(img, oh, ow);
+    }
+    let xs = Coefficients::new(img.w, ow, filter);
+    let ys = Coefficients::new(img.h, oh, filter);
     let mut out = Image::zeros(img.c, oh, ow);
     let mut row_pass = vec![0.0f32; img.h * ow];
     for c in 0..img.c {
@@ -58,7 +132,26 @@ pub fn resize_bilinear(img: &Image, oh: usize, ow: usize) -> Image {
             }
         }
     }
+    if matches!(filter, Resample::Bicubic | Resample::Lanczos) {
+        out.data.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0));
+    }
     out
+}
+
+fn resize_nearest(img: &Image, oh: usize, ow: usize) -> Image {
+    let source = |o: usize, n_in: usize, n_out: usize| {
+        (((o as f64 + 0.5) * (n_in as f64 / n_out as f64)) as usize).min(n_in - 1)
+    };
+    let cols: Vec<usize> = (0..ow).map(|x| source(x, img.w, ow)).collect();
+    let mut data = Vec::with_capacity(img.c * oh * ow);
+    for c in 0..img.c {
+        let plane = img.plane(c);
+        for y in 0..oh {
+            let row = &plane[source(y, img.h, oh) * img.w..];
+            data.extend(cols.iter().map(|&x| row[x]));
+        }
+    }
+    Image::new(img.c, oh, ow, data)
 }
 
 /// For each output position: the first source index and the normalised filter weights from there on, stored
@@ -71,10 +164,10 @@ struct Coefficients {
 }
 
 impl Coefficients {
-    fn new(in_size: usize, out_size: usize) -> Self {
+    fn new(in_size: usize, out_size: usize, filter: Resample) -> Self {
         let scale = in_size as f64 / out_size as f64;
         let filter_scale = scale.max(1.0);
-        let support = filter_scale; // the triangle filter's support is 1, widened by the shrink factor
+        let support = filter.support() * filter_scale; // widened by the shrink factor
         let stride = 2 * support.ceil() as usize + 2;
         let mut c = Coefficients {
             starts: Vec::with_capacity(out_size),
@@ -86,8 +179,7 @@ impl Coefficients {
             let center = (o as f64 + 0.5) * scale;
             let lo = (center - support + 0.5).floor().max(0.0) as usize;
             let hi = ((center + support + 0.5).floor() as usize).min(in_size);
-            let w: Vec<f64> =
-                (lo..hi).map(|i| (1.0 - ((i as f64 - center + 0.5) / filter_scale).abs()).max(0.0)).collect();
+            let w: Vec<f64> = (lo..hi).map(|i| filter.weight((i as f64 - center + 0.5) / filter_scale)).collect();
             let total: f64 = w.iter().sum();
             let norm = if total > 0.0 { 1.0 / total } else { 0.0 };
             for (k, x) in w.iter().enumerate() {
