@@ -3,10 +3,11 @@
 //! 2^20 steps (1024 epochs of 1024 steps, evaluated after each, as TF every 64 kimg), weight decay 5e-4, EMA 0.999,
 //! weak view flip + 12.5 % reflect shift, strong view CTAugment then Cutout.
 use relab_core::component::StageKind;
-use relab_core::data::augment::{Augment, Flip, PadMode, Pipeline, RandomCrop};
+use relab_core::data::augment::{Augment, CtAugmentConfig, Flip, PadMode, Pipeline, RandomCrop};
 use relab_core::nn::BackboneKind;
 use relab_core::registry::{ParamError, StageNeed};
 use relab_core::train::{Init, OptimiserSettings, SgdSettings};
+use serde::{Deserialize, Serialize};
 
 /// Each field's first doc paragraph is its help line in `relab plugins describe`.
 #[relab_core::params(needs = FixMatchParams::stage_needs)]
@@ -58,6 +59,13 @@ pub struct FixMatchParams {
     /// weak view: random shift by up to this fraction of the side, reflect-padded (0.125: 4 px of 32)
     #[param(default = 0.125, min = 0.0, max = 0.5)]
     pub shift: f64,
+    /// the strong augmentation after the fresh weak view: ctaugment (learnt per-bin rates) or weak (none: a second
+    /// weak view with Cutout, an ablation)
+    #[param(default = Strong::Ctaugment)]
+    pub strong: Strong,
+    /// CTAugment: {depth (ops per policy), threshold (bins below it are never drawn), decay (of the bin rates)}
+    #[param(default = CtAugmentConfig::default())]
+    pub ctaugment: CtAugmentConfig,
     /// side of the Cutout square ending every strong view, as a fraction of the image side (0: none)
     #[param(default = 0.5, min = 0.0, max = 1.0)]
     pub cutout: f64,
@@ -99,6 +107,7 @@ impl FixMatchParams {
         let bad = |key: &str, message: String| ParamError { path: vec![key.to_string()], message, known_keys: vec![] };
         OptimiserSettings::Sgd(self.optimizer.clone()).check().map_err(|m| bad("optimizer", m))?;
         self.init.validate().map_err(|m| bad("init", m))?;
+        self.ctaugment.validate().map_err(|m| bad("ctaugment", m))?;
         Ok(())
     }
 
@@ -130,6 +139,17 @@ impl FixMatchParams {
     pub fn cutout_size(&self, side: usize) -> usize {
         if self.cutout <= 0.0 { 0 } else { ((self.cutout * side as f64).round() as usize).max(1) }
     }
+}
+
+/// Which strong augmentation follows the fresh weak view (method §6b.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strong {
+    /// CTAugment: 2 ops with magnitudes drawn from per-bin rates learnt from probes of the labelled images.
+    #[default]
+    Ctaugment,
+    /// No strong augmentation: the "strong" view is a second, independent weak view with Cutout.
+    Weak,
 }
 
 #[cfg(test)]
@@ -166,6 +186,9 @@ mod tests {
         assert_eq!(e.path, vec!["threshold"]);
         let e = parse("{optimizer: {momentum: 0.0, nesterov: true}}").unwrap_err();
         assert_eq!(e.path, vec!["optimizer"]);
+        let e = parse("{ctaugment: {decay: 1.0}}").unwrap_err();
+        assert_eq!(e.path, vec!["ctaugment"]);
+        assert_eq!(parse("{strong: weak}").unwrap().strong, Strong::Weak);
         let e = parse("{mu: 0}").unwrap_err();
         assert_eq!(e.path, vec!["mu"]);
         let p = parse("{flip: false, shift: 0.0, cutout: 0.0}").unwrap();

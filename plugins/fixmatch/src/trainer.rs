@@ -7,6 +7,7 @@ use relab_core::artifact::{Classifier, LabeledSet, TestAccuracy};
 use relab_core::burn::tensor::activation::softmax;
 use relab_core::burn::tensor::{Device, Tensor, TensorData};
 use relab_core::component::{LearnerInput, SemiSupervisedLearner, StageContext};
+use relab_core::data::augment::{CtAugment, probe_accuracy};
 use relab_core::data::{Batch, Dataset};
 use relab_core::nn::{Backbone, BackboneConfig, save_backbone};
 use relab_core::registry::{ParamError, PluginInfo};
@@ -21,10 +22,10 @@ use serde_json::Value;
 use crate::alignment::DistributionAlignment;
 use crate::cosine::cosine_schedule;
 use crate::loss::{supervised_loss, unlabeled_loss};
-use crate::params::FixMatchParams;
+use crate::params::{FixMatchParams, Strong};
 use crate::pseudo_labels::PseudoLabels;
 use crate::sampler::Layout;
-use crate::views::{StepViews, WeakOnly};
+use crate::views::{StepViews, StrongAugment, WeakOnly};
 
 /// FixMatch.
 #[derive(Debug, Clone)]
@@ -77,12 +78,25 @@ impl SemiSupervisedLearner for FixMatch {
             .then(|| DistributionAlignment::new(&labeled.labels, data.num_classes, p.alignment_momentum));
         let schedule = cosine_schedule(p.lr, p.total_steps());
         let ema = Ema::new(&model, p.ema_decay);
+        let cta = (p.strong == Strong::Ctaugment).then(|| CtAugment::new(p.ctaugment.clone()));
         let run = Run::new(data, model, Optimiser::sgd(&p.optimizer), p.epochs, layout.batch_size(), &schedule)
             .augment(&views.weak)
             .eval_every(p.eval_every)
             .loss_name("fixmatch loss");
-        let mut recipe =
-            Steps { p, data, labeled, labels, layout, views, ema, alignment, device, tally: Tally::default() };
+        let mut recipe = Steps {
+            p,
+            data,
+            labeled,
+            labels,
+            layout,
+            views,
+            ema,
+            alignment,
+            cta,
+            device,
+            tally: Tally::default(),
+            step: 0,
+        };
         let trained = fit.run(ctx, &mut recipe, run)?;
         save_backbone(recipe.ema.model(), &config, ctx.dir())?;
         let test_accuracy = (!trained.history.is_empty()).then(|| TestAccuracy::from_history(&trained.history));
@@ -127,6 +141,7 @@ struct Tally {
 #[derive(Serialize, Deserialize)]
 struct Saved {
     alignment: Option<DistributionAlignment>,
+    ctaugment: Option<CtAugment>,
 }
 
 struct Steps<'a> {
@@ -138,8 +153,11 @@ struct Steps<'a> {
     views: StepViews,
     ema: Ema<Backbone>,
     alignment: Option<DistributionAlignment>,
+    cta: Option<CtAugment>,
     device: Device,
     tally: Tally,
+    /// The step in progress, for the probes' seeds in `after_step`.
+    step: u64,
 }
 
 impl Recipe for Steps<'_> {
@@ -154,7 +172,12 @@ impl Recipe for Steps<'_> {
         let (b, ub) = (self.layout.labeled, self.layout.unlabeled);
         let y: Vec<u32> = batch.indices[..b].iter().map(|i| self.labels[i]).collect();
         let unlabeled = batch.indices[b..].to_vec();
-        let strong = self.views.strong(self.data, &unlabeled, ctx.seed, at.step, &WeakOnly)?;
+        self.step = at.step;
+        let strong: &dyn StrongAugment = match &self.cta {
+            Some(cta) => cta,
+            None => &WeakOnly,
+        };
+        let strong = self.views.strong(self.data, &unlabeled, ctx.seed, at.step, strong)?;
         let weak = Tensor::<4>::from_data(TensorData::new(batch.images, batch.shape), &self.device);
         let strong = Tensor::<4>::from_data(TensorData::new(strong.images, strong.shape), &self.device);
         // One pass over all rows: batch-norm statistics over labelled, weak and strong images together, as TF.
@@ -188,7 +211,22 @@ impl Recipe for Steps<'_> {
             .log("mask", pseudo.mask_rate()))
     }
 
-    fn after_step(&mut self, _ctx: &mut StageContext, model: &Backbone, _indices: &[usize]) -> Result<()> {
+    /// CTAugment's rate update from probes through the EMA model as it was during the step (TF runs the probe in
+    /// the training step's session call), then the EMA update.
+    fn after_step(&mut self, ctx: &mut StageContext, model: &Backbone, indices: &[usize]) -> Result<()> {
+        if let Some(cta) = &mut self.cta {
+            let labeled = &indices[..self.layout.labeled];
+            let (batch, policies) = self.views.probes(self.data, labeled, ctx.seed, self.step, cta)?;
+            let plain = self.device.clone().without_autodiff();
+            let x = Tensor::<4>::from_data(TensorData::new(batch.images, batch.shape), &plain);
+            let probs = softmax(self.ema.model().forward(x).logits, 1)
+                .into_data()
+                .try_into_vec_as::<f32>()
+                .map_err(|e| Error::stage("train", format!("cannot read the probes' predictions back: {e:?}")))?;
+            for ((row, policy), i) in probs.chunks_exact(self.data.num_classes).zip(&policies).zip(labeled) {
+                cta.update(policy, probe_accuracy(row, self.labels[i] as usize));
+            }
+        }
         self.ema.update(model);
         Ok(())
     }
@@ -206,6 +244,11 @@ impl Recipe for Steps<'_> {
             record["masked_pseudo_label_accuracy"] =
                 if t.used > 0 { (t.used_correct as f64 / t.used as f64).into() } else { Value::Null };
         }
+        if let Some(cta) = &self.cta {
+            for (op, rate) in cta.op_rates() {
+                record[format!("cta/{op}")] = f64::from(rate).into();
+            }
+        }
         Ok(())
     }
 
@@ -216,7 +259,7 @@ impl Recipe for Steps<'_> {
     }
 
     fn state(&self) -> Saved {
-        Saved { alignment: self.alignment.clone() }
+        Saved { alignment: self.alignment.clone(), ctaugment: self.cta.clone() }
     }
 
     fn save_files(&self, dir: &Path) -> Result<()> {
@@ -225,6 +268,7 @@ impl Recipe for Steps<'_> {
 
     fn restore(&mut self, state: Saved, dir: &Path) -> Result<()> {
         self.alignment = state.alignment;
+        self.cta = state.ctaugment;
         let average = load_module(dir, EMA, self.ema.model().clone())?;
         self.ema = Ema::resume(average, self.p.ema_decay);
         Ok(())

@@ -38,6 +38,12 @@ fn same_seed_same_bits() {
     for key in ["loss_x", "loss_u", "mask", "pseudo_label_accuracy", "test_accuracy"] {
         assert!(first.get(key).is_some_and(|v| v.is_number()), "{key} missing from {first}");
     }
+    // CTAugment's rates, one per op with parameters, start at 1 and move with the probes.
+    let last = outcome.metrics.last().unwrap().as_object().unwrap();
+    let rates: Vec<f64> =
+        last.iter().filter(|(k, _)| k.starts_with("cta/")).map(|(_, v)| v.as_f64().unwrap()).collect();
+    assert_eq!(rates.len(), 18, "{last:?}");
+    assert!(rates.iter().all(|&r| r > 0.0 && r <= 1.0) && rates.iter().any(|&r| r < 1.0), "{rates:?}");
 }
 
 #[test]
