@@ -12,10 +12,12 @@
 //! then any others, then the timings.
 //!
 //! `metrics.jsonl` holds one JSON object per line with a `"stage"` string; numeric fields are metric values, plotted
-//! against `step` (or `epoch`, `kimg`, `iteration`) when the line has one. A `"per_class_precision"` array (with an
+//! against `step` (or `epoch`, `kimg`, `iteration`) when the line has one; CTAugment's per-op rates (`cta/<op>`)
+//! share one plot per stage. A `"per_class_precision"` array (with an
 //! optional `"per_class_count"` array) gives the bar chart. Lines that do not parse (e.g. the last line of a killed
 //! run) are skipped and counted in the report.
 
+mod cta;
 mod series;
 mod summary;
 mod svg;
@@ -90,8 +92,11 @@ pub fn write_report(run_dir: &Path) -> Result<()> {
     }
     for stage in stages {
         let _ = writeln!(md, "### {stage}\n");
-        let _ = writeln!(md, "| metric | over | values | last | min | max |\n|---|---|---:|---:|---:|---:|");
-        let mine: Vec<&Series> = series.iter().filter(|s| s.stage == stage).collect();
+        let (rates, mine): (Vec<&Series>, Vec<&Series>) =
+            series.iter().filter(|s| s.stage == stage).partition(|s| cta::is_rate(&s.metric));
+        if !mine.is_empty() {
+            let _ = writeln!(md, "| metric | over | values | last | min | max |\n|---|---|---:|---:|---:|---:|");
+        }
         for s in &mine {
             let pct = looks_fractional(&s.metric, &s.values);
             let f = |v: f64| {
@@ -122,6 +127,7 @@ pub fn write_report(run_dir: &Path) -> Result<()> {
             atomic::write_text(&plots.join(&file), &svg)?;
             let _ = writeln!(md, "![{} {}](plots/{file})\n", s.stage, s.metric);
         }
+        cta::write_section(&mut md, &plots, stage, &rates)?;
     }
     if records.is_empty() && skipped == 0 {
         md.push_str("No `metrics.jsonl` lines were logged.\n");

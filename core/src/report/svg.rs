@@ -1,4 +1,5 @@
-//! Hand-written SVG charts: a line plot of one metric series and a bar chart of per-class precision.
+//! Hand-written SVG charts: a line plot of one metric series, several named series on one plot, and a bar chart
+//! of per-class precision.
 
 use std::fmt::Write as _;
 
@@ -130,6 +131,78 @@ pub(super) fn frame(out: &mut String, w: f64, h: f64, x_label: &str) {
     );
 }
 
+/// X axis grid, ticks and labels for values mapped by `sx`.
+fn x_axis(out: &mut String, ticks: &[f64], step: f64, sx: &dyn Fn(f64) -> f64) {
+    for &t in ticks {
+        let x = sx(t);
+        let _ = writeln!(out, r##"<line x1="{x:.2}" y1="{MT}" x2="{x:.2}" y2="{:.2}" stroke="#f0f0f0"/>"##, H - MB);
+        let _ = writeln!(
+            out,
+            r##"<line x1="{x:.2}" y1="{:.2}" x2="{x:.2}" y2="{:.2}" stroke="#333333"/>"##,
+            H - MB,
+            H - MB + 5.0
+        );
+        let _ = writeln!(
+            out,
+            r##"<text x="{x:.2}" y="{:.2}" text-anchor="middle">{}</text>"##,
+            H - MB + 18.0,
+            esc(&tick_label(t, step))
+        );
+    }
+}
+
+/// Ten distinguishable colours (matplotlib's tab10); lines past the tenth are dashed.
+const PALETTE: [&str; 10] =
+    ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+
+/// Width of the legend column right of a multi-line plot.
+const LEGEND_W: f64 = 150.0;
+
+/// Several named series on one plot (each sorted by x), with a legend on the right.
+pub(super) fn multi_line_svg(title: &str, x_label: &str, y_label: &str, lines: &[(String, Vec<(f64, f64)>)]) -> String {
+    let all = lines.iter().flat_map(|(_, p)| p.iter());
+    let (xmin, xmax, ymin, ymax) = all
+        .fold((f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY), |(a, b, c, d), p| {
+            (a.min(p.0), b.max(p.0), c.min(p.1), d.max(p.1))
+        });
+    let (xt, xstep) = nice_ticks(xmin, xmax, 7);
+    let (yt, ystep) = nice_ticks(ymin, ymax, 6);
+    let (x0, x1) = (xt[0], xt[xt.len() - 1]);
+    let (y0, y1) = (yt[0], yt[yt.len() - 1]);
+    let sx = |x: f64| ML + (x - x0) / (x1 - x0) * (W - ML - MR);
+    let sy = |y: f64| (H - MB) - (y - y0) / (y1 - y0) * (H - MT - MB);
+    let w = W + LEGEND_W;
+    let subtitle = format!("{} series · min {} · max {}", lines.len(), format_number(ymin), format_number(ymax));
+    let mut out = String::new();
+    svg_open(&mut out, w, H, title, &subtitle);
+    y_axis(&mut out, W, &yt, ystep, 1.0, y_label, &sy);
+    x_axis(&mut out, &xt, xstep, &sx);
+    frame(&mut out, W, H, x_label);
+    let row = ((H - MT) / lines.len().max(1) as f64).min(16.0);
+    for (i, (name, points)) in lines.iter().enumerate() {
+        let colour = PALETTE[i % PALETTE.len()];
+        let dash = if i >= PALETTE.len() { r#" stroke-dasharray="5,3""# } else { "" };
+        let pts: Vec<String> = points.iter().map(|&(x, y)| format!("{:.2},{:.2}", sx(x), sy(y))).collect();
+        let _ = writeln!(
+            out,
+            r##"<polyline fill="none" stroke="{colour}" stroke-width="1.4"{dash} points="{}"><title>{}</title></polyline>"##,
+            pts.join(" "),
+            esc(name)
+        );
+        let y = MT + row * (i as f64 + 0.5);
+        let _ = writeln!(
+            out,
+            r##"<line x1="{:.2}" y1="{y:.2}" x2="{:.2}" y2="{y:.2}" stroke="{colour}" stroke-width="2"{dash}/>"##,
+            W + 4.0,
+            W + 26.0
+        );
+        let _ =
+            writeln!(out, r##"<text x="{:.2}" y="{y:.2}" dy="0.35em" font-size="11">{}</text>"##, W + 30.0, esc(name));
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
 /// A line plot of `points` (sorted by x). `percent` shows fractions as percentages.
 pub(super) fn line_svg(title: &str, x_label: &str, y_label: &str, points: &[(f64, f64)], percent: bool) -> String {
     let scale = if percent { 100.0 } else { 1.0 };
@@ -150,22 +223,7 @@ pub(super) fn line_svg(title: &str, x_label: &str, y_label: &str, points: &[(f64
     let mut out = String::new();
     svg_open(&mut out, W, H, title, &subtitle);
     y_axis(&mut out, W, &yt, ystep, scale, y_label, &sy);
-    for &t in &xt {
-        let x = sx(t);
-        let _ = writeln!(out, r##"<line x1="{x:.2}" y1="{MT}" x2="{x:.2}" y2="{:.2}" stroke="#f0f0f0"/>"##, H - MB);
-        let _ = writeln!(
-            out,
-            r##"<line x1="{x:.2}" y1="{:.2}" x2="{x:.2}" y2="{:.2}" stroke="#333333"/>"##,
-            H - MB,
-            H - MB + 5.0
-        );
-        let _ = writeln!(
-            out,
-            r##"<text x="{x:.2}" y="{:.2}" text-anchor="middle">{}</text>"##,
-            H - MB + 18.0,
-            esc(&tick_label(t, xstep))
-        );
-    }
+    x_axis(&mut out, &xt, xstep, &sx);
     frame(&mut out, W, H, x_label);
     let pts: Vec<String> = points.iter().map(|&(x, y)| format!("{:.2},{:.2}", sx(x), sy(y))).collect();
     let _ = writeln!(

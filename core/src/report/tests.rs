@@ -98,6 +98,35 @@ fn report_from_a_synthetic_run() {
 }
 
 #[test]
+fn ctaugment_rates_share_one_plot_per_stage() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = run_dir(root.path(), "fm", 1, serde_json::json!({"test_accuracy": {"last": 0.8}}), "");
+    let mut text = String::new();
+    for e in 0..5 {
+        // rotate falls from 1 to 0.6; invert stays at 1; the epoch's other metrics sit beside them.
+        let line = serde_json::json!({
+            "stage": "train", "epoch": e, "loss": 1.0 / (1.0 + e as f64),
+            "cta/rotate": 1.0 - 0.1 * e as f64, "cta/invert": 1.0,
+        });
+        text.push_str(&format!("{line}\n"));
+    }
+    std::fs::write(dir.join("metrics.jsonl"), text).unwrap();
+    write_report(&dir).unwrap();
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(md.contains("#### CTAugment rates"), "{md}");
+    assert!(md.contains("(plots/train-cta_rates.svg)"), "{md}");
+    // No plot or table row per op, and the ops table lists the lowest last rate first.
+    assert!(!md.contains("cta/") && !dir.join("plots/train-cta_rotate.svg").exists(), "{md}");
+    assert!(md.contains("| loss | epoch | 5 |"), "{md}");
+    assert!(md.find("| rotate | 0.600 | 0.600 |").unwrap() < md.find("| invert | 1.000 | 1.000 |").unwrap(), "{md}");
+    let svg = std::fs::read_to_string(dir.join("plots/train-cta_rates.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert_eq!(svg.matches("<polyline").count(), 2, "{svg}");
+    assert!(svg.contains(">rotate</text>") && svg.contains(">invert</text>"), "{svg}");
+    assert!(!svg.contains("NaN") && !svg.contains("inf"), "{svg}");
+}
+
+#[test]
 fn report_of_an_unfinished_run() {
     let root = tempfile::tempdir().unwrap();
     write_report(root.path()).unwrap();

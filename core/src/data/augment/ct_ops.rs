@@ -289,9 +289,9 @@ mod tests {
     /// Pixel 0 red, 1 green, 2 blue, 3 grey 40, the rest black: PIL's grey levels 76, 150, 29, 40, 0...
     fn rgb() -> Planes {
         let mut planes = vec![vec![0.0; 16]; 3];
-        for c in 0..3 {
-            planes[c][c] = 255.0;
-            planes[c][3] = 40.0;
+        for (c, plane) in planes.iter_mut().enumerate() {
+            plane[c] = 255.0;
+            plane[3] = 40.0;
         }
         planes
     }

@@ -15,6 +15,7 @@ mod grayscale;
 mod image;
 pub mod pil;
 mod pipeline;
+mod randaugment;
 mod resize;
 mod resized_crop;
 
@@ -28,5 +29,6 @@ pub use flip::{Flip, flip};
 pub use grayscale::{LUMA, RandomGrayscale, grayscale, luma};
 pub use image::Image;
 pub use pipeline::{AUGMENT_NAMES, Augment, Pipeline};
+pub use randaugment::{RaOp, RandAugment};
 pub use resize::{Resample, Resize, resize_bilinear, resize_with};
 pub use resized_crop::{RandomResizedCrop, Window};

@@ -24,6 +24,7 @@ use super::cutout::Cutout;
 use super::flip::Flip;
 use super::grayscale::RandomGrayscale;
 use super::image::Image;
+use super::randaugment::RandAugment;
 use super::resize::Resize;
 use super::resized_crop::RandomResizedCrop;
 
@@ -38,11 +39,12 @@ pub enum Augment {
     CenterCrop(CenterCrop),
     Resize(Resize),
     Cutout(Cutout),
+    RandAugment(RandAugment),
 }
 
 /// The names an item may use.
 pub const AUGMENT_NAMES: &[&str] =
-    &["crop", "flip", "resized_crop", "color_jitter", "grayscale", "center_crop", "resize", "cutout"];
+    &["crop", "flip", "resized_crop", "color_jitter", "grayscale", "center_crop", "resize", "cutout", "randaugment"];
 
 impl Augment {
     pub fn name(&self) -> &'static str {
@@ -55,6 +57,7 @@ impl Augment {
             Augment::CenterCrop(_) => "center_crop",
             Augment::Resize(_) => "resize",
             Augment::Cutout(_) => "cutout",
+            Augment::RandAugment(_) => "randaugment",
         }
     }
 
@@ -68,6 +71,7 @@ impl Augment {
             Augment::CenterCrop(op) => op.apply(img),
             Augment::Resize(op) => op.apply(img),
             Augment::Cutout(op) => op.apply(img, rng),
+            Augment::RandAugment(op) => op.apply(img, rng),
         }
     }
 
@@ -78,7 +82,11 @@ impl Augment {
             Augment::ResizedCrop(op) => Ok(op.output_size(h, w)),
             Augment::CenterCrop(op) => Ok((op.size, op.size)),
             Augment::Resize(op) => Ok(op.output_size(h, w)),
-            Augment::Flip(_) | Augment::ColorJitter(_) | Augment::Grayscale(_) | Augment::Cutout(_) => Ok((h, w)),
+            Augment::Flip(_)
+            | Augment::ColorJitter(_)
+            | Augment::Grayscale(_)
+            | Augment::Cutout(_)
+            | Augment::RandAugment(_) => Ok((h, w)),
         }
     }
 
@@ -93,6 +101,7 @@ impl Augment {
             Augment::CenterCrop(op) => op.validate(),
             Augment::Resize(op) => op.validate(),
             Augment::Cutout(op) => op.validate(),
+            Augment::RandAugment(op) => op.validate(),
         }
     }
 }
@@ -149,6 +158,7 @@ impl Serialize for Augment {
             Augment::CenterCrop(p) => map.serialize_entry("center_crop", p)?,
             Augment::Resize(p) => map.serialize_entry("resize", p)?,
             Augment::Cutout(p) => map.serialize_entry("cutout", p)?,
+            Augment::RandAugment(p) => map.serialize_entry("randaugment", p)?,
         }
         map.end()
     }
@@ -181,6 +191,7 @@ impl<'de> Visitor<'de> for AugmentVisitor {
             "color_jitter" => Augment::ColorJitter(ColorJitter::default()),
             "grayscale" => Augment::Grayscale(RandomGrayscale::default()),
             "cutout" => Augment::Cutout(Cutout::default()),
+            "randaugment" => Augment::RandAugment(RandAugment::default()),
             "center_crop" | "resize" => {
                 return Err(E::custom(format!("`{name}` needs a size: write `{name}: {{size: 32}}`")));
             }
@@ -205,6 +216,7 @@ impl<'de> Visitor<'de> for AugmentVisitor {
             "center_crop" => Augment::CenterCrop(map.next_value()?),
             "resize" => Augment::Resize(map.next_value()?),
             "cutout" => Augment::Cutout(or_default(map.next_value()?)),
+            "randaugment" => Augment::RandAugment(or_default(map.next_value()?)),
             other => return Err(de::Error::unknown_variant(other, AUGMENT_NAMES)),
         };
         if let Some(extra) = map.next_key::<String>()? {
@@ -228,7 +240,7 @@ mod tests {
 
     #[test]
     fn names_and_maps_parse_with_defaults() {
-        let p = parse("[ {crop: {padding: 4, mode: reflect}}, flip, {color_jitter: {hue: 0.2}}, {grayscale: }, {center_crop: {size: 8}}, {cutout: {size: 4}}, cutout ]").unwrap();
+        let p = parse("[ {crop: {padding: 4, mode: reflect}}, flip, {color_jitter: {hue: 0.2}}, {grayscale: }, {center_crop: {size: 8}}, {cutout: {size: 4}}, cutout, randaugment, {randaugment: {n: 3, cutout: false}} ]").unwrap();
         assert_eq!(
             p.0,
             vec![
@@ -239,6 +251,8 @@ mod tests {
                 Augment::CenterCrop(CenterCrop { size: 8 }),
                 Augment::Cutout(Cutout { size: 4, p: 1.0, value: 0.0 }),
                 Augment::Cutout(Cutout::default()),
+                Augment::RandAugment(RandAugment { n: 2, p: 0.5, cutout: true }),
+                Augment::RandAugment(RandAugment { n: 3, p: 0.5, cutout: false }),
             ]
         );
         let block = "- resized_crop: {size: 32}\n- flip: {p: 0.3}\n- color_jitter\n";
@@ -271,6 +285,10 @@ mod tests {
         assert!(e.contains("one augmentation per list item"), "{e}");
         let e = parse("[{cutout: {size: 0}}]").unwrap_err();
         assert!(e.contains("cutout: size"), "{e}");
+        let e = parse("[{randaugment: {n: 0}}]").unwrap_err();
+        assert!(e.contains("randaugment: n"), "{e}");
+        let e = parse("[{randaugment: {m: 10}}]").unwrap_err();
+        assert!(e.contains("`m`"), "{e}");
         let e = parse("[{crop: {mode: wrap}}]").unwrap_err();
         assert!(e.contains("wrap"), "{e}");
     }
