@@ -3,7 +3,7 @@
 //! 2^20 steps (1024 epochs of 1024 steps, evaluated after each, as TF every 64 kimg), weight decay 5e-4, EMA 0.999,
 //! weak view flip + 12.5 % reflect shift, strong view CTAugment then Cutout.
 use relab_core::component::StageKind;
-use relab_core::data::augment::{Augment, CtAugmentConfig, Flip, PadMode, Pipeline, RandomCrop};
+use relab_core::data::augment::{Augment, CtAugmentConfig, Flip, PadMode, Pipeline, RandAugment, RandomCrop};
 use relab_core::nn::BackboneKind;
 use relab_core::registry::{ParamError, StageNeed};
 use relab_core::train::{Init, OptimiserSettings, SgdSettings};
@@ -59,13 +59,19 @@ pub struct FixMatchParams {
     /// weak view: random shift by up to this fraction of the side, reflect-padded (0.125: 4 px of 32)
     #[param(default = 0.125, min = 0.0, max = 0.5)]
     pub shift: f64,
-    /// the strong augmentation after the fresh weak view: ctaugment (learnt per-bin rates) or weak (none: a second
-    /// weak view with Cutout, an ablation)
+    /// the strong augmentation after the fresh weak view: ctaugment (learnt per-bin rates), randaugment, or weak
+    /// (none: a second weak view with Cutout, an ablation)
     #[param(default = Strong::Ctaugment)]
     pub strong: Strong,
     /// CTAugment: {depth (ops per policy), threshold (bins below it are never drawn), decay (of the bin rates)}
     #[param(default = CtAugmentConfig::default())]
     pub ctaugment: CtAugmentConfig,
+    /// RandAugment: {n (ops drawn per image), p (each applied with this probability)}
+    ///
+    /// FixMatch-RA as TF's `rac` pool: n ops with replacement from 14, each at a level drawn from 1..9. The square
+    /// that ends the strong view is the `cutout` parameter's, as for CTAugment.
+    #[param(nested)]
+    pub randaugment: RandAugmentParams,
     /// side of the Cutout square ending every strong view, as a fraction of the image side (0: none)
     #[param(default = 0.5, min = 0.0, max = 1.0)]
     pub cutout: f64,
@@ -141,6 +147,25 @@ impl FixMatchParams {
     }
 }
 
+/// FixMatch-RA's knobs (TF's `AugmentPoolRAMC(nops=2)`, each op with p = 0.5).
+#[relab_core::params]
+#[derive(Debug, Clone, PartialEq)]
+pub struct RandAugmentParams {
+    /// ops drawn per image, with replacement
+    #[param(default = 2, min = 1)]
+    pub n: usize,
+    /// probability that each drawn op is applied
+    #[param(default = 0.5, min = 0.0, max = 1.0)]
+    pub p: f32,
+}
+
+impl RandAugmentParams {
+    /// Core's RandAugment without its own Cutout: the strong view's square comes after it.
+    pub fn op(&self) -> RandAugment {
+        RandAugment { n: self.n, p: self.p, cutout: false }
+    }
+}
+
 /// Which strong augmentation follows the fresh weak view (method §6b.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -148,6 +173,8 @@ pub enum Strong {
     /// CTAugment: 2 ops with magnitudes drawn from per-bin rates learnt from probes of the labelled images.
     #[default]
     Ctaugment,
+    /// FixMatch-RA: RandAugment's ops at random levels.
+    Randaugment,
     /// No strong augmentation: the "strong" view is a second, independent weak view with Cutout.
     Weak,
 }
@@ -189,6 +216,10 @@ mod tests {
         let e = parse("{ctaugment: {decay: 1.0}}").unwrap_err();
         assert_eq!(e.path, vec!["ctaugment"]);
         assert_eq!(parse("{strong: weak}").unwrap().strong, Strong::Weak);
+        let p = parse("{strong: randaugment, randaugment: {n: 3}}").unwrap();
+        assert_eq!((p.strong, p.randaugment.op()), (Strong::Randaugment, RandAugment { n: 3, p: 0.5, cutout: false }));
+        assert_eq!(parse("{randaugment: {p: 2.0}}").unwrap_err().path, vec!["randaugment", "p"]);
+        assert!(parse("{randaugment: {cutout: true}}").is_err(), "the square is the `cutout` parameter's");
         let e = parse("{mu: 0}").unwrap_err();
         assert_eq!(e.path, vec!["mu"]);
         let p = parse("{flip: false, shift: 0.0, cutout: 0.0}").unwrap();

@@ -7,7 +7,7 @@ use relab_core::artifact::{Classifier, LabeledSet, TestAccuracy};
 use relab_core::burn::tensor::activation::softmax;
 use relab_core::burn::tensor::{Device, Tensor, TensorData};
 use relab_core::component::{LearnerInput, SemiSupervisedLearner, StageContext};
-use relab_core::data::augment::{CtAugment, probe_accuracy};
+use relab_core::data::augment::{CtAugment, RandAugment, probe_accuracy};
 use relab_core::data::{Batch, Dataset};
 use relab_core::nn::{Backbone, BackboneConfig, save_backbone};
 use relab_core::registry::{ParamError, PluginInfo};
@@ -93,6 +93,7 @@ impl SemiSupervisedLearner for FixMatch {
             ema,
             alignment,
             cta,
+            randaugment: p.randaugment.op(),
             device,
             tally: Tally::default(),
             step: 0,
@@ -154,6 +155,7 @@ struct Steps<'a> {
     ema: Ema<Backbone>,
     alignment: Option<DistributionAlignment>,
     cta: Option<CtAugment>,
+    randaugment: RandAugment,
     device: Device,
     tally: Tally,
     /// The step in progress, for the probes' seeds in `after_step`.
@@ -173,9 +175,10 @@ impl Recipe for Steps<'_> {
         let y: Vec<u32> = batch.indices[..b].iter().map(|i| self.labels[i]).collect();
         let unlabeled = batch.indices[b..].to_vec();
         self.step = at.step;
-        let strong: &dyn StrongAugment = match &self.cta {
-            Some(cta) => cta,
-            None => &WeakOnly,
+        let strong: &dyn StrongAugment = match (&self.cta, self.p.strong) {
+            (Some(cta), _) => cta,
+            (None, Strong::Randaugment) => &self.randaugment,
+            (None, _) => &WeakOnly,
         };
         let strong = self.views.strong(self.data, &unlabeled, ctx.seed, at.step, strong)?;
         let weak = Tensor::<4>::from_data(TensorData::new(batch.images, batch.shape), &self.device);

@@ -7,7 +7,7 @@
 //! are the same on resume and for any thread count, and never share a stream with the loader's weak views
 //! (whose second number is a small epoch number; a stream sets the top bits).
 use relab_core::Result;
-use relab_core::data::augment::{CtAugment, Cutout, Image, Pipeline, Policy};
+use relab_core::data::augment::{CtAugment, Cutout, Image, Pipeline, Policy, RandAugment};
 use relab_core::data::{Batch, Dataset, image_batch, sample_rng};
 
 /// The top bits of the second seed number of the strong views' generators.
@@ -82,6 +82,13 @@ impl StepViews {
 impl StrongAugment for CtAugment {
     fn apply(&self, img: Image, rng: &mut dyn rand::RngCore) -> Image {
         self.sample(rng).apply(img, rng)
+    }
+}
+
+/// FixMatch-RA.
+impl StrongAugment for RandAugment {
+    fn apply(&self, img: Image, rng: &mut dyn rand::RngCore) -> Image {
+        RandAugment::apply(self, img, rng)
     }
 }
 

@@ -66,3 +66,14 @@ fn learns_the_tiny_dataset() {
     assert!(last["mask"].as_f64().unwrap() > 0.5, "{last}");
     assert!(last["pseudo_label_accuracy"].as_f64().unwrap() > 0.6, "{last}");
 }
+
+#[test]
+fn randaugment_and_weak_strong_views_run_with_the_same_bits_every_time() {
+    for strong in ["randaugment", "weak"] {
+        let yaml = QUICK.replace("threshold: 0.5", &format!("threshold: 0.5, strong: {strong}"));
+        let outcome = testing::check_deterministic(StageKind::Train, train_with(&yaml, &TinySpec::default(), 2));
+        let last = outcome.metrics.last().unwrap().as_object().unwrap();
+        assert!(!last.keys().any(|k| k.starts_with("cta/")), "{strong}: no CTAugment, no rates: {last:?}");
+        assert!(last["loss_u"].is_number(), "{last:?}");
+    }
+}
