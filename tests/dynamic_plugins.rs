@@ -227,3 +227,19 @@ fn relab_core_data_check() {
         "needs Fashion-MNIST: apt-get install dataset-fashion-mnist (or set RELAB_DATA)"
     );
 }
+
+/// A library cut short (a copy interrupted, a full disk) once killed relab with SIGBUS inside `dlopen`; its ELF
+/// headers are checked against the file's size first.
+#[test]
+fn a_truncated_library_is_refused_by_name_instead_of_crashing_relab() {
+    let bytes = std::fs::read(example_library()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    for cut in [1000, bytes.len() / 2] {
+        let copy = tmp.path().join(format!("librelab_cut_{cut}.{}", std::env::consts::DLL_EXTENSION));
+        std::fs::write(&copy, &bytes[..cut]).unwrap();
+        let out = relab(&["--plugin", s(&copy), "plugins", "list"], &[]);
+        let msg = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{cut} bytes: {msg}");
+        assert!(msg.contains(s(&copy)) && msg.contains(&format!("truncated: {cut} bytes")), "{msg}");
+    }
+}

@@ -183,6 +183,9 @@ fn a_killed_point_fails_alone_shows_in_status_and_resubmit_redoes_only_it() {
     // While it runs, status says so.
     let o = run(&["status", arg(&sweep)]);
     assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("running      {}\n", FOLDERS[0])), "{}", text(&o));
+    // A second launcher into the same sweep folder is refused while this one runs.
+    let o = run(&["resubmit", arg(&sweep)]);
+    assert!(!o.status.success() && text(&o).contains("another relab process"), "{}", text(&o));
     // SAFETY: kill(2) of a process this test's sweep started.
     unsafe { libc_kill(victim, 9) };
     let o = finish(child);

@@ -33,6 +33,10 @@ pub enum Error {
     #[error("{stage}: non-finite value ({what}) at {at}; the last good checkpoint was kept in {checkpoint}")]
     NonFinite { stage: String, what: String, at: String, checkpoint: PathBuf },
 
+    /// A run folder relab may not write into: not relab's, or in use by another relab process.
+    #[error("{dir}: {message}")]
+    RunFolder { dir: PathBuf, message: String },
+
     /// Anything a stage reports that fits none of the above, with its stage named.
     #[error("{stage}: {message}")]
     Stage { stage: String, message: String },

@@ -38,6 +38,10 @@ pub use inventory;
 /// versions of the crates whose types cross the boundary (serde values, the stage RNG, log records).
 pub use {rand, serde, serde_json, tracing};
 
+/// A hash of the calling crate's sources, computed at compile time; `submit_plugin!` and `export_plugins!` put it in
+/// each plugin's [`registry::PluginEntry::source`], which the stage cache's keys include.
+#[doc(hidden)]
+pub use relab_macros::crate_source_hash;
 /// A plugin's parameters declared once: the serde struct (`deny_unknown_fields`, `default`), its `Default`, its
 /// help lines and its range checks, from one struct.
 ///

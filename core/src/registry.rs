@@ -5,6 +5,7 @@
 
 pub mod dynamic;
 mod entry;
+mod library_file;
 mod params;
 mod table;
 

@@ -11,6 +11,9 @@ pub enum BenchCommand {
     /// A propagator alone on .npy files (diffusion unless --propagator names another), built through the registry;
     /// seconds per phase (whiten, kNN, graph, CG); prints one JSON line shaped as shared/bench/labelprop_reference.py's.
     Propagate(super::bench_propagate::PropagateArgs),
+    /// The integrity checks' cost on a folder's files (a run folder): SHA-256 digests and the stage cache's copy;
+    /// prints one JSON line.
+    Digest(super::bench_digest::DigestArgs),
 }
 
 #[derive(Debug, Args)]
@@ -54,6 +57,7 @@ pub fn bench(cmd: BenchCommand) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&result)?);
         }
         BenchCommand::Propagate(args) => super::bench_propagate::propagate(args)?,
+        BenchCommand::Digest(args) => super::bench_digest::digest(args)?,
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Command-line interface. Each subcommand lives in its own file; this one parses and dispatches.
 
 mod bench;
+mod bench_digest;
 mod bench_propagate;
 mod data;
 mod new;
@@ -106,10 +107,27 @@ where
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", message(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, joined by `: `, leaving out a cause whose text the message already ends with (relab's
+/// I/O errors print their OS error, which is also their source).
+fn message(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.ends_with(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 /// The compiled-in plugins, then the libraries of `RELAB_PLUGIN_PATH`, of `--plugin` and of each experiment file's
@@ -135,5 +153,22 @@ fn init_logging(verbose: u8) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // A second call (tests run several commands in one process) keeps the first subscriber.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    // Colour codes only for a terminal: a log redirected to a file (a sweep point's log, CI) stays plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_os_error_is_printed_once_after_its_path() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotADirectory);
+        let e = anyhow::Error::new(relab_core::Error::io("/x/y", io)).context("run x failed");
+        let os = std::io::Error::from(std::io::ErrorKind::NotADirectory).to_string();
+        assert_eq!(message(&e), format!("run x failed: /x/y: {os}"));
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(message(&plain), "outer: inner");
+    }
 }

@@ -11,13 +11,15 @@ use serde_json::Value;
 pub struct RunArgs {
     /// The experiment file (YAML).
     experiment: PathBuf,
-    /// Run folder (default `runs/<name>`); a sweep puts one sub-folder per grid point in it.
+    /// Run folder (default `runs/<name>`); a sweep puts one sub-folder per grid point in it. It must be new, empty or
+    /// a run folder relab made (it carries a `.relab-run` marker), and not in use by another relab.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Override a value: `--set stages.propagate.k=50` (the value is YAML). Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
-    /// Continue interrupted stages from their last checkpoint.
+    /// Continue interrupted stages from their last checkpoint (one whose inputs changed starts again, with a warning
+    /// that lists what changed).
     #[arg(long)]
     resume: bool,
     /// Do not reuse or store finished stages in the shared stage cache (the run folder itself is still reused).
@@ -66,6 +68,10 @@ pub fn run(args: RunArgs, plugins: &[PathBuf]) -> anyhow::Result<()> {
     let cache = if args.no_cache { None } else { args.cache_dir.or_else(pipeline::default_cache_dir) };
     let stop_after_checkpoints = std::env::var("RELAB_STOP_AFTER_CHECKPOINTS").ok().and_then(|v| v.parse().ok());
     let sweep = runs.len() > 1;
+    if sweep {
+        // The sweep's folder holds one run folder per point: it must be relab's too.
+        pipeline::mark(&base)?;
+    }
     for resolved in &runs {
         let out = if sweep { base.join(&resolved.folder) } else { base.clone() };
         if sweep {
@@ -77,8 +83,10 @@ pub fn run(args: RunArgs, plugins: &[PathBuf]) -> anyhow::Result<()> {
             cache: cache.clone().map(StageCache::new),
             stop_after_checkpoints,
         };
-        let outcome = pipeline::run(resolved, &registry, &opts)
-            .with_context(|| format!("run {name} {} failed (its folder: {})", resolved.label, out.display()))?;
+        let outcome = pipeline::run(resolved, &registry, &opts).with_context(|| {
+            let point = if sweep { format!(" {}", resolved.label) } else { String::new() };
+            format!("run {name}{point} failed (its folder: {})", out.display())
+        })?;
         println!("{}", headline(&outcome.dir, &outcome.summary));
     }
     Ok(())

@@ -1,5 +1,8 @@
 //! `#[relab_core::params]`: a plugin's parameters declared once. Used through `relab_core::params`, which re-exports
-//! it; see there for the attribute's syntax.
+//! it; see there for the attribute's syntax. Also `crate_source_hash!()`, which `submit_plugin!` and
+//! `export_plugins!` record in each plugin's registry entry.
+
+mod source_hash;
 
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as Tokens;
@@ -16,6 +19,13 @@ pub fn params(args: TokenStream, item: TokenStream) -> TokenStream {
         Ok(tokens) => tokens.into(),
         Err(e) => e.to_compile_error().into(),
     }
+}
+
+/// A hash of the calling crate's sources (`Cargo.toml`, `build.rs`, `src/**`), as a string literal.
+#[proc_macro]
+pub fn crate_source_hash(_input: TokenStream) -> TokenStream {
+    let hash = source_hash::of_calling_crate();
+    quote!(#hash).into()
 }
 
 /// One field's declaration.

@@ -28,8 +28,9 @@ pub fn read_labels(path: &Path) -> Result<Propagation> {
     if c == 0 {
         return Err(Error::format(path, "the label matrix has no class columns (shape N × 0)"));
     }
-    if let Some(i) = scores.iter().position(|v| v.is_nan()) {
-        return Err(Error::format(path, format!("the label matrix holds NaN (row {}, class {})", i / c, i % c)));
+    if let Some(i) = scores.iter().position(|v| !v.is_finite()) {
+        let what = scores[i];
+        return Err(Error::format(path, format!("the label matrix holds {what} (row {}, class {})", i / c, i % c)));
     }
     Ok(Propagation::from_scores(c, scores))
 }
@@ -134,6 +135,12 @@ mod tests {
         let flat = dir.path().join("flat.npz");
         npz::write(&flat, &[("arr_0", &NpyArray::F32 { shape: vec![4], data: vec![0.0; 4] })]).unwrap();
         assert!(read_labels(&flat).unwrap_err().to_string().contains("N × C"));
+        for (bad, text) in [(f32::NAN, "NaN"), (f32::INFINITY, "inf"), (f32::NEG_INFINITY, "-inf")] {
+            let arr = NpyArray::F32 { shape: vec![2, 2], data: vec![0.2, 0.8, bad, 0.4] };
+            npz::write(&soft, &[("arr_0", &arr)]).unwrap();
+            let err = read_labels(&soft).unwrap_err().to_string();
+            assert!(err.contains("soft.npz") && err.contains(&format!("holds {text} (row 1, class 0)")), "{err}");
+        }
         assert!(read_subset(&flat).unwrap_err().to_string().contains("float"));
     }
 

@@ -1,3 +1,6 @@
+//! The host's services to a component while it runs one stage ([`StageContext`]): device, seeded RNG, its folder,
+//! verified checkpoints, metrics ([`MetricsSink`]) and progress bars.
+
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::StageKind;
+use super::checkpoint_manifest;
 use crate::formats::atomic::remove_dir;
 use crate::{Error, Result, progress};
 
@@ -34,6 +38,31 @@ impl MetricsSink {
         let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
         file.write_all(line.as_bytes()).and_then(|_| file.flush()).map_err(|e| Error::io(&self.path, e))
     }
+
+    /// Records (lines) written so far.
+    pub fn records(&self) -> Result<u64> {
+        let text = fs::read(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        Ok(text.iter().filter(|&&b| b == b'\n').count() as u64)
+    }
+
+    /// Keeps the first `n` records and drops the rest (those logged after a checkpoint that is resumed, which the
+    /// resumed stage logs again).
+    pub fn keep_records(&self, n: u64) -> Result<()> {
+        let file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let text = fs::read(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        let mut ends = text.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i as u64 + 1);
+        let keep = if n == 0 { 0 } else { ends.nth(n as usize - 1).unwrap_or(text.len() as u64) };
+        if keep < text.len() as u64 {
+            file.set_len(keep).map_err(|e| Error::io(&self.path, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether a stage folder's top-level entry `name` is one of its checkpoints (the current one, the previous one, or
+/// one being written), which the stage cache and a finished stage's record leave out.
+pub fn is_checkpoint_entry(name: &str) -> bool {
+    name == CHECKPOINT || name.starts_with(".checkpoint")
 }
 
 /// Everything a component gets from the host while it runs one stage: the device, a seeded RNG, its own folder,
@@ -74,7 +103,8 @@ struct CheckpointState<T> {
 
 const CHECKPOINT: &str = "checkpoint";
 const CHECKPOINT_NEW: &str = ".checkpoint.new";
-const CHECKPOINT_OLD: &str = ".checkpoint.old";
+/// The checkpoint before the current one, kept to fall back on when the current one fails its check.
+const CHECKPOINT_PREVIOUS: &str = ".checkpoint.prev";
 const STATE_FILE: &str = "state.json";
 
 impl StageContext {
@@ -130,26 +160,27 @@ impl StageContext {
 
     /// Saves a checkpoint atomically: `write_files` fills a fresh folder (model, optimiser, EMA/SWA buffers as
     /// safetensors or anything else), `state` (epoch, iteration, schedule position, ...) and the stage RNG go into
-    /// its `state.json`, and only then does the folder replace the previous checkpoint.
+    /// its `state.json`, the digest of every file into its `manifest.json`, and only then does the folder replace
+    /// the previous checkpoint, which is kept (as `.checkpoint.prev`) until the next one is written.
     pub fn save_checkpoint<T: Serialize>(
         &mut self,
         state: &T,
         write_files: impl FnOnce(&Path) -> Result<()>,
     ) -> Result<()> {
         let new = self.dir.join(CHECKPOINT_NEW);
-        let old = self.dir.join(CHECKPOINT_OLD);
+        let previous = self.dir.join(CHECKPOINT_PREVIOUS);
         let current = self.checkpoint_dir();
         remove_dir(&new)?;
         fs::create_dir_all(&new).map_err(|e| Error::io(&new, e))?;
         write_files(&new)?;
         let record = CheckpointState { rng: self.rng.clone(), state };
         crate::formats::atomic::write_json(&new.join(STATE_FILE), &record)?;
-        remove_dir(&old)?;
+        checkpoint_manifest::write(&new, self.metrics.records()?)?;
+        remove_dir(&previous)?;
         if current.exists() {
-            fs::rename(&current, &old).map_err(|e| Error::io(&current, e))?;
+            fs::rename(&current, &previous).map_err(|e| Error::io(&current, e))?;
         }
         fs::rename(&new, &current).map_err(|e| Error::io(&new, e))?;
-        remove_dir(&old)?;
         self.checkpoints_saved += 1;
         tracing::debug!(stage = %self.stage, "checkpoint {} saved", self.checkpoints_saved);
         if self.stop_after_checkpoints.is_some_and(|n| self.checkpoints_saved >= n) {
@@ -163,24 +194,52 @@ impl StageContext {
 
     /// When the run was started with `--resume` and this stage left a checkpoint, restores the stage RNG and returns
     /// the saved state with the folder holding the checkpoint's files. Otherwise `None`: start from scratch.
+    ///
+    /// A checkpoint is used only when its files match its manifest; when the latest does not, the previous one is
+    /// used (with a warning), and when neither does, the stage stops with an error that says what to delete. The
+    /// stage's metrics are cut back to what they held when the checkpoint was written.
     pub fn restore_checkpoint<T: DeserializeOwned>(&mut self) -> Result<Option<(T, PathBuf)>> {
         if !self.resume {
             return Ok(None);
         }
-        // A kill between the two renames of `save_checkpoint` leaves only the old folder: it is still whole.
-        let folder =
-            [self.checkpoint_dir(), self.dir.join(CHECKPOINT_OLD)].into_iter().find(|d| d.join(STATE_FILE).is_file());
-        let Some(folder) = folder else {
+        // A kill between the two renames of `save_checkpoint` leaves only the previous folder: it is still whole.
+        let candidates: Vec<PathBuf> =
+            [self.checkpoint_dir(), self.dir.join(CHECKPOINT_PREVIOUS)].into_iter().filter(|d| d.is_dir()).collect();
+        if candidates.is_empty() {
             tracing::info!(stage = %self.stage, "--resume: no checkpoint in {}, starting this stage from scratch", self.dir.display());
             return Ok(None);
-        };
-        let path = folder.join(STATE_FILE);
-        let text = fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let record: CheckpointState<T> = serde_json::from_str(&text)
-            .map_err(|e| Error::format(&path, format!("not a checkpoint of this stage: {e}")))?;
-        self.rng = record.rng;
-        tracing::info!(stage = %self.stage, "resuming from {}", folder.display());
-        Ok(Some((record.state, folder)))
+        }
+        let mut failures = Vec::new();
+        for folder in candidates {
+            let manifest = match checkpoint_manifest::verify(&folder) {
+                Ok(manifest) => manifest,
+                Err(why) => {
+                    failures.push(why);
+                    continue;
+                }
+            };
+            let path = folder.join(STATE_FILE);
+            let text = fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+            let record: CheckpointState<T> = serde_json::from_str(&text)
+                .map_err(|e| Error::format(&path, format!("not a checkpoint of this stage: {e}")))?;
+            if let Some(why) = failures.first() {
+                tracing::warn!(stage = %self.stage, "the latest checkpoint fails its check ({why}); resuming from the previous one, {}", folder.display());
+            }
+            self.rng = record.rng;
+            self.metrics.keep_records(manifest.metrics_records)?;
+            tracing::info!(stage = %self.stage, "resuming from {}", folder.display());
+            return Ok(Some((record.state, folder)));
+        }
+        Err(Error::stage(
+            self.stage.name(),
+            format!(
+                "--resume: no checkpoint of this stage passes its check ({}); delete {} and {} to run this stage \
+                 from its start, or run without --resume",
+                failures.join("; "),
+                self.checkpoint_dir().display(),
+                self.dir.join(CHECKPOINT_PREVIOUS).display()
+            ),
+        ))
     }
 
     /// Appends a metrics record (`stage` is added), e.g. `ctx.log(json!({"epoch": 3, "loss": 0.41}))`.
@@ -219,5 +278,28 @@ impl StageContext {
             at: at.into(),
             checkpoint: self.checkpoint_dir(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_are_cut_back_to_a_number_of_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = MetricsSink::open(&dir.path().join("m.jsonl")).unwrap();
+        for epoch in 1..=4 {
+            sink.write(&serde_json::json!({ "epoch": epoch })).unwrap();
+        }
+        assert_eq!(sink.records().unwrap(), 4);
+        sink.keep_records(2).unwrap();
+        sink.write(&serde_json::json!({ "epoch": 3 })).unwrap();
+        let text = fs::read_to_string(dir.path().join("m.jsonl")).unwrap();
+        assert_eq!(text, "{\"epoch\":1}\n{\"epoch\":2}\n{\"epoch\":3}\n");
+        sink.keep_records(9).unwrap();
+        assert_eq!(sink.records().unwrap(), 3);
+        sink.keep_records(0).unwrap();
+        assert_eq!(sink.records().unwrap(), 0);
     }
 }

@@ -3,6 +3,7 @@
 //! burn 0.22 tensors and modules carry no backend type parameter (the backend is the runtime
 //! [`burn::tensor::Device`] in [`StageContext`]), so these traits need no generics and can be boxed.
 
+mod checkpoint_manifest;
 mod context;
 pub mod headline;
 mod inputs;
@@ -13,7 +14,7 @@ mod selector;
 mod ssl_method;
 mod stage_kind;
 
-pub use context::{MetricsSink, StageContext};
+pub use context::{MetricsSink, StageContext, is_checkpoint_entry};
 pub use inputs::{LearnerInput, SelectorInput};
 pub use learner::SemiSupervisedLearner;
 pub use propagate_stage::PropagateStage;

@@ -1,7 +1,8 @@
 //! From a resolved tree to a checked [`Experiment`]: the schema (serde_yaml through serde_path_to_error, errors
 //! positioned at the offending key or value), then each plugin stage (exactly one of `plugin` and `from`, the plugin
 //! registered for its slot, its parameters accepted by the plugin), the stages each plugin's parameters need, then
-//! the files the experiment names. The dataset must be one relab knows, and its counts positive.
+//! the files the experiment names. The dataset must be one relab knows, and its counts positive; the name must be a
+//! plain folder name (the run folder is `runs/<name>`).
 
 use serde_yaml::{Mapping, Value};
 
@@ -17,6 +18,7 @@ use crate::registry::{ParamError, Registry, Slot, StageNeed};
 pub(crate) fn check(tree: &Value, origins: &Origins, registry: &Registry) -> Result<Experiment, ConfigError> {
     let experiment = typed(tree, origins)?;
     let stages = &experiment.stages;
+    name(&experiment, origins)?;
     dataset(&experiment, origins)?;
     for (slot, stage) in stages.plugin_stages() {
         plugin_stage(slot, stage, origins, registry)?;
@@ -60,6 +62,26 @@ pub(crate) fn check(tree: &Value, origins: &Origins, registry: &Registry) -> Res
         }
     }
     Ok(experiment)
+}
+
+/// The name is one folder's name: `runs/<name>` must stay inside `runs/`.
+fn name(experiment: &Experiment, origins: &Origins) -> Result<(), ConfigError> {
+    let Some(name) = experiment.name.as_deref() else { return Ok(()) };
+    let plain = !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']);
+    if plain {
+        return Ok(());
+    }
+    let key = path(&["name"]);
+    Err(ConfigError::new(
+        origins.value_location(&key),
+        tree::dotted(&key),
+        ConfigErrorKind::Invalid {
+            message: format!(
+                "{name:?} is not a plain folder name: the run folder is runs/<name>, so the name must not be empty, \
+                 `.` or `..`, nor hold `/` or `\\`"
+            ),
+        },
+    ))
 }
 
 /// The dataset is one relab knows (whether its files are on this machine is the pipeline's business, and a note of

@@ -1,5 +1,5 @@
-//! The run orchestrator: loads the dataset, picks the seeds, runs the stages in order (each in its own file under
-//! `run/`), caches and records them, and writes the run folder's summary and report.
+//! The run orchestrator: claims the run folder, loads the dataset, picks the seeds, runs the stages in order (each
+//! in its own file under `run/`), checks, caches and records them, and writes the run folder's summary and report.
 
 mod features;
 mod pretrain;
@@ -15,15 +15,16 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::cache::{StageCache, remove_dir};
-use super::stage_record::StageRecord;
+use super::run_folder::RunFolder;
+use super::stage_record::{RECORD_FILE, StageRecord};
 use crate::artifact::{Features, LabeledSet};
-use crate::component::{Encoder, MetricsSink, StageContext, StageKind};
+use crate::component::{Encoder, MetricsSink, StageContext, StageKind, is_checkpoint_entry};
 use crate::data::{self, Dataset};
 use crate::device::{self, CheckedDevice};
 use crate::experiment::{FeaturesStage, PluginStage, ResolvedRun};
-use crate::formats::{atomic, npy};
+use crate::formats::{atomic, digest, npy};
 use crate::registry::{PluginEntry, Registry, Slot};
-use crate::{Error, Result, report};
+use crate::{Error, Result, abi, report};
 
 /// How to run: where, whether to resume, and where finished stages are shared between runs.
 #[derive(Debug, Clone, Default)]
@@ -49,11 +50,15 @@ pub struct RunOutcome {
 
 /// Runs one resolved experiment into `opts.out`, writing the run-folder contract: `config.yaml`, `seeds.npy`, one
 /// folder per stage with its artifact and `stage.json`, `metrics.jsonl`, `summary.json` and `report.md`.
+///
+/// `opts.out` must be new, empty or a run folder relab made, and no other relab may be running into it
+/// ([`RunFolder::claim`]); it stays locked until the run ends.
 pub fn run(resolved: &ResolvedRun, registry: &Registry, opts: &RunOptions) -> Result<RunOutcome> {
     let exp = &resolved.experiment;
     let out = &opts.out;
-    fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    let config = serde_yaml::to_string(&resolved.value).expect("a YAML value always serialises");
+    let _folder = RunFolder::claim(out)?;
+    let config =
+        serde_yaml::to_string(&with_resolved_params(resolved, registry)?).expect("a YAML value always serialises");
     atomic::write_text(&out.join("config.yaml"), &config)?;
 
     let device = device::resolve(exp.backend, exp.device)?;
@@ -164,11 +169,12 @@ impl Runner<'_> {
 
     /// The registry entry and parameters (the stage mapping without `plugin`/`from`) of a plugin stage.
     fn plugin(&self, slot: Slot, stage: &PluginStage) -> Result<(&PluginEntry, serde_yaml::Value)> {
-        let name = stage.plugin.as_deref().ok_or_else(|| {
-            Error::stage(slot.stage(), format!("stages.{} needs `plugin:` (or `from:`)", slot.stage()))
-        })?;
-        let entry = self.registry.get(slot, name)?;
-        Ok((entry, serde_yaml::Value::Mapping(stage.params.clone())))
+        plugin_of(self.registry, slot, stage)
+    }
+
+    /// The parameters of a plugin stage with every default filled in.
+    fn resolved(&self, kind: StageKind, entry: &PluginEntry, params: &serde_yaml::Value) -> Result<Value> {
+        (entry.resolve)(params).map(|v| to_json(&v)).map_err(|e| plugin_error(kind, entry, e))
     }
 
     fn context(&self, kind: StageKind, dir: PathBuf, resume: bool) -> Result<StageContext> {
@@ -185,20 +191,28 @@ impl Runner<'_> {
     }
 
     /// Runs one stage, or reuses its folder when an earlier run made it from the same inputs (in this run folder or
-    /// in the cache), or resumes it from its checkpoint with `--resume`.
+    /// in the cache) and its files still match their digests, or resumes it from its checkpoint with `--resume`.
+    /// `key` is what the result depends on, and `hash` its hash ([`hash_json`]).
+    #[allow(clippy::too_many_arguments)]
     fn stage<T>(
         &mut self,
         kind: StageKind,
+        key: &Value,
         hash: &str,
         plugin: Option<&str>,
-        params: &serde_yaml::Value,
+        params: &Value,
         compute: impl FnOnce(&mut StageContext) -> Result<T>,
         load: impl FnOnce(&mut StageContext) -> Result<T>,
     ) -> Result<T> {
         let dir = self.out.join(kind.name());
         let existing = StageRecord::read(&dir).ok().flatten();
-        let done_here = existing.as_ref().is_some_and(|r| r.complete && r.hash == hash);
-        let from_cache = !done_here && self.opts.cache.as_ref().is_some_and(|c| c.restore(hash, &dir).unwrap_or(false));
+        let done_here = existing.as_ref().is_some_and(|r| r.complete && r.hash == hash && self.intact(kind, r, &dir));
+        // The cache entry stays locked until the stage is stored, so two runs never compute it into one entry.
+        let _entry = match (&self.opts.cache, done_here) {
+            (Some(cache), false) => Some(cache.lock(hash)?),
+            _ => None,
+        };
+        let from_cache = !done_here && self.opts.cache.as_ref().map_or(Ok(false), |c| c.restore(hash, &dir))?;
         if done_here || from_cache {
             let record = StageRecord::read(&dir)?.expect("a reused stage has a record");
             let whence = if done_here { "this run folder" } else { "the stage cache" };
@@ -213,21 +227,32 @@ impl Runner<'_> {
             self.write_progress()?;
             return Ok(value);
         }
+        let existing = if from_cache { None } else { existing };
         let resume = self.opts.resume && existing.as_ref().is_some_and(|r| !r.complete && r.hash == hash);
         if !resume {
-            if existing.is_some() {
-                tracing::info!("{kind}: inputs changed, recomputing");
+            if let Some(old) = existing.as_ref().filter(|r| r.hash != hash) {
+                let changed = changed_keys(&old.key, key).join(", ");
+                if self.opts.resume && !old.complete && has_checkpoint(&dir) {
+                    tracing::warn!(
+                        "{kind}: --resume, but the stage's inputs changed since its checkpoint ({changed}): its \
+                         checkpoint is discarded and the stage starts again from its first epoch"
+                    );
+                } else {
+                    tracing::info!("{kind}: inputs changed ({changed}), recomputing");
+                }
             }
             remove_dir(&dir)?;
         }
         let mut record = StageRecord {
             stage: kind,
             hash: hash.to_string(),
+            key: key.clone(),
             plugin: plugin.map(str::to_string),
-            params: to_json(params),
+            params: params.clone(),
             complete: false,
             seconds: existing.filter(|_| resume).map_or(0.0, |r| r.seconds),
             summary: Map::new(),
+            files: digest::Digests::new(),
         };
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         record.write(&dir)?;
@@ -237,6 +262,8 @@ impl Runner<'_> {
         let value = compute(&mut ctx)?;
         record.seconds += start.elapsed().as_secs_f64();
         record.summary = ctx.take_summary();
+        drop(ctx);
+        record.files = digest::digest_tree(&dir, |name| name == RECORD_FILE || is_checkpoint_entry(name))?;
         record.complete = true;
         record.write(&dir)?;
         tracing::info!("{kind}: done in {:.1}s", record.seconds);
@@ -246,6 +273,27 @@ impl Runner<'_> {
         self.absorb(kind, &record);
         self.write_progress()?;
         Ok(value)
+    }
+
+    /// Whether a finished stage's files in this run folder still match the digests its record wrote; a warning
+    /// says which one does not (the stage is then taken from the cache or computed again).
+    fn intact(&self, kind: StageKind, record: &StageRecord, dir: &Path) -> bool {
+        if record.files.is_empty() {
+            tracing::warn!(
+                "{kind}: {} records no file digests (an older relab wrote it); computing again",
+                dir.display()
+            );
+            return false;
+        }
+        match digest::verify(dir, &record.files) {
+            Ok(()) => true,
+            Err(mismatch) => {
+                tracing::warn!(
+                    "{kind}: {mismatch}; this run folder's result no longer matches its record, so it is not used"
+                );
+                false
+            }
+        }
     }
 
     fn absorb(&mut self, kind: StageKind, record: &StageRecord) {
@@ -277,6 +325,77 @@ impl Runner<'_> {
         summary.insert("seconds".into(), Value::Object(self.seconds.clone()));
         Ok(summary)
     }
+}
+
+/// The registry entry and parameters (the stage mapping without `plugin`/`from`) of a plugin stage.
+fn plugin_of<'r>(
+    registry: &'r Registry,
+    slot: Slot,
+    stage: &PluginStage,
+) -> Result<(&'r PluginEntry, serde_yaml::Value)> {
+    let name = stage
+        .plugin
+        .as_deref()
+        .ok_or_else(|| Error::stage(slot.stage(), format!("stages.{} needs `plugin:` (or `from:`)", slot.stage())))?;
+    let entry = registry.get(slot, name)?;
+    Ok((entry, serde_yaml::Value::Mapping(stage.params.clone())))
+}
+
+/// The resolved tree with each plugin stage's parameters completed by its defaults: what `config.yaml` records.
+fn with_resolved_params(resolved: &ResolvedRun, registry: &Registry) -> Result<serde_yaml::Value> {
+    let mut tree = resolved.value.clone();
+    for (slot, stage) in resolved.experiment.stages.plugin_stages() {
+        if stage.from.is_some() {
+            continue;
+        }
+        let (entry, params) = plugin_of(registry, slot, stage)?;
+        let complete = (entry.resolve)(&params).map_err(|e| plugin_error(slot, entry, e))?;
+        let Some(serde_yaml::Value::Mapping(written)) = tree.get_mut("stages").and_then(|s| s.get_mut(slot.name()))
+        else {
+            continue;
+        };
+        if let serde_yaml::Value::Mapping(complete) = complete {
+            for (k, v) in complete {
+                written.insert(k, v);
+            }
+        }
+    }
+    Ok(tree)
+}
+
+/// The dotted keys whose values differ between two stage keys (`params.k`, `features`, `code.plugin`).
+fn changed_keys(old: &Value, new: &Value) -> Vec<String> {
+    fn walk(prefix: &str, old: Option<&Value>, new: Option<&Value>, out: &mut Vec<String>) {
+        match (old, new) {
+            (Some(Value::Object(a)), Some(Value::Object(b))) => {
+                let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+                for k in keys {
+                    let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    walk(&path, a.get(k), b.get(k), out);
+                }
+            }
+            (a, b) if a != b => out.push(if prefix.is_empty() { "everything".into() } else { prefix.into() }),
+            _ => {}
+        }
+    }
+    if old.is_null() {
+        return vec!["the earlier record names no inputs".into()];
+    }
+    let mut out = Vec::new();
+    walk("", Some(old), Some(new), &mut out);
+    out
+}
+
+/// Whether the stage folder holds a checkpoint that a restart would discard.
+fn has_checkpoint(dir: &Path) -> bool {
+    fs::read_dir(dir)
+        .is_ok_and(|entries| entries.flatten().any(|e| is_checkpoint_entry(&e.file_name().to_string_lossy())))
+}
+
+/// The code that computes a stage: the plugin's source hash (empty for the host's own stages) and relab-core's ABI
+/// stamp, which carries a hash of relab-core's source.
+fn code(entry: Option<&PluginEntry>) -> Value {
+    json!({ "plugin": entry.map(|e| e.source), "core": abi::STAMP })
 }
 
 fn plugin_error(kind: StageKind, entry: &PluginEntry, e: crate::registry::ParamError) -> Error {
@@ -333,5 +452,20 @@ fn remove_file(path: &Path) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_keys_name_each_differing_leaf() {
+        let old = json!({ "params": { "k": 50, "alpha": 0.99 }, "features": "aa", "code": { "plugin": "1" } });
+        let new =
+            json!({ "params": { "k": 30, "alpha": 0.99, "gamma": 3 }, "features": "bb", "code": { "plugin": "1" } });
+        assert_eq!(changed_keys(&old, &new), ["features", "params.gamma", "params.k"]);
+        assert_eq!(changed_keys(&Value::Null, &new), ["the earlier record names no inputs"]);
+        assert!(changed_keys(&new, &new).is_empty());
     }
 }

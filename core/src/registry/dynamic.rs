@@ -64,6 +64,9 @@ pub fn load(path: &Path) -> Result<PluginLibrary> {
 
 fn open(path: &Path) -> Result<PluginLibrary> {
     let fail = |why: String| Error::Plugin(format!("plugin library {}: {why}", path.display()));
+    if let Some(why) = super::library_file::check(path) {
+        return Err(fail(why));
+    }
     // SAFETY: loading a library runs its initialisers; a relab plugin's are those of any Rust dylib. What is not a
     // relab plugin is refused below before any of its functions is called.
     let library = unsafe { libloading::Library::new(path) }.map_err(|e| fail(cannot_load(&e.to_string())))?;
@@ -186,7 +189,10 @@ macro_rules! export_plugins {
         pub fn relab_plugin_entries() -> $crate::registry::DynamicPlugins {
             $crate::registry::DynamicPlugins {
                 crate_name: env!("CARGO_PKG_NAME"),
-                entries: vec![$($crate::registry::PluginEntry::$slot::<$ty>(env!("CARGO_PKG_VERSION"))),+],
+                entries: vec![$(
+                    $crate::registry::PluginEntry::$slot::<$ty>(env!("CARGO_PKG_VERSION"))
+                        .with_source($crate::crate_source_hash!())
+                ),+],
             }
         }
     };
@@ -208,7 +214,7 @@ mod tests {
         let fake = dir.path().join("libfake.so");
         std::fs::write(&fake, b"not an ELF file").unwrap();
         let msg = load(&fake).unwrap_err().to_string();
-        assert!(msg.contains("libfake.so") && msg.contains("cannot load it"), "{msg}");
+        assert!(msg.contains("libfake.so") && msg.contains("not a shared library (no ELF header)"), "{msg}");
     }
 
     #[test]

@@ -25,7 +25,13 @@ pub struct PluginEntry {
     pub summary: &'static str,
     /// The version of the crate that defines the plugin.
     pub version: &'static str,
+    /// A hash of the sources of the crate that defines the plugin ([`PluginEntry::with_source`]; empty when not
+    /// given): part of the stage cache's key, so an edited plugin never reuses a result of the code before the edit.
+    pub source: &'static str,
     pub validate: fn(&Value) -> Result<(), ParamError>,
+    /// The parameters with every default filled in, as the plugin's parameter struct writes them back (what
+    /// `stage.json`, `config.yaml` and the stage cache's key record).
+    pub resolve: fn(&Value) -> Result<Value, ParamError>,
     pub describe: fn() -> Vec<ParamDoc>,
     /// The other stages the parameters need ([`PluginParams::needs`]); none for parameters that do not parse.
     pub needs: fn(&Value) -> Vec<StageNeed>,
@@ -66,12 +72,20 @@ impl PluginEntry {
         Self::of::<T>(version, Factory::Train(build_train::<T>))
     }
 
+    /// The same entry, with the hash of its crate's sources (`relab_core::crate_source_hash!()`).
+    pub const fn with_source(mut self, source: &'static str) -> Self {
+        self.source = source;
+        self
+    }
+
     const fn of<T: PluginInfo>(version: &'static str, factory: Factory) -> Self {
         PluginEntry {
             name: T::NAME,
             summary: T::SUMMARY,
             version,
+            source: "",
             validate: validate::<T>,
+            resolve: resolve::<T>,
             describe: describe_params::<T::Params>,
             needs: needs::<T>,
             paths: <T::Params as PluginParams>::PATHS,
@@ -92,6 +106,15 @@ pub trait PluginInfo: Sized + 'static {
 
 fn validate<T: PluginInfo>(v: &Value) -> Result<(), ParamError> {
     T::from_params(parse_params::<T::Params>(v)?).map(|_| ())
+}
+
+fn resolve<T: PluginInfo>(v: &Value) -> Result<Value, ParamError> {
+    let params = parse_params::<T::Params>(v)?;
+    serde_yaml::to_value(&params).map_err(|e| ParamError {
+        path: Vec::new(),
+        message: format!("the parameters do not serialise: {e}"),
+        known_keys: Vec::new(),
+    })
 }
 
 fn needs<T: PluginInfo>(v: &Value) -> Vec<StageNeed> {
@@ -134,7 +157,8 @@ macro_rules! submit_plugin {
     ($slot:ident, $ty:ty) => {
         $crate::inventory::submit! {
             $crate::registry::StaticPlugin {
-                entry: $crate::registry::PluginEntry::$slot::<$ty>(env!("CARGO_PKG_VERSION")),
+                entry: $crate::registry::PluginEntry::$slot::<$ty>(env!("CARGO_PKG_VERSION"))
+                    .with_source($crate::crate_source_hash!()),
                 crate_name: env!("CARGO_PKG_NAME"),
             }
         }

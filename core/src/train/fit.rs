@@ -311,6 +311,18 @@ impl Fit {
                 return Ok(Trained { model, optimiser, swa, ema, history, steps: 0 });
             }
             if saved.phase_index as usize == phase {
+                if saved.epoch > run.epochs {
+                    return Err(Error::format(
+                        dir.join("state.json"),
+                        format!(
+                            "the checkpoint is at epoch {} but this run has {} epochs; delete {} to run the stage \
+                             from its start",
+                            saved.epoch,
+                            run.epochs,
+                            dir.display()
+                        ),
+                    ));
+                }
                 optimiser = load_optimiser(dir, OPTIMISER, optimiser)?;
                 if saved.swa_snapshots > 0 {
                     swa = Swa::resume(load_module(dir, SWA, model.valid())?, saved.swa_snapshots);

@@ -134,9 +134,7 @@ impl Diffusion {
         if p.k >= n {
             return Err(err(format!("k = {} neighbours needs more than {} samples; lower `k`", p.k, n)));
         }
-        if let Some(bad) = features.values.iter().position(|v| !v.is_finite()) {
-            return Err(err(format!("feature row {} holds a non-finite value", bad / dim.max(1))));
-        }
+        features.check().map_err(err)?;
         if let Some((&i, &l)) =
             seeds.indices.iter().zip(&seeds.labels).find(|&(&i, &l)| i >= n || l as usize >= num_classes)
         {

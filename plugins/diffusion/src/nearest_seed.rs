@@ -54,6 +54,7 @@ impl Propagator for NearestSeed {
         if seeds.is_empty() {
             return Err(relab_core::Error::stage("propagate", "nearest-seed needs at least one seed"));
         }
+        features.check().map_err(|why| relab_core::Error::stage("propagate", format!("nearest-seed: {why}")))?;
         let rows: Vec<Vec<f32>> = match self.metric {
             Metric::Cosine => (0..features.rows).map(|i| normalised(features.row(i))).collect(),
             Metric::L2 => (0..features.rows).map(|i| features.row(i).to_vec()).collect(),
@@ -116,6 +117,13 @@ mod tests {
         let expected = 0.9 / (0.81f32 + 0.04).sqrt();
         assert!((p.scores_of(1)[1] - expected).abs() < 1e-6);
         assert_eq!(p.scores_of(1)[2], f32::NEG_INFINITY, "a class without seeds never wins");
+
+        // Features without columns or with a NaN are refused, not labelled class 0.
+        for bad in [Features::new(4, 0, vec![]), Features::new(4, 2, vec![1.0, 0.0, f32::NAN, 0.2, 0.1, 0.8, 0.0, 2.0])]
+        {
+            let err = NearestSeed { metric: Metric::Cosine }.propagate(&mut ctx(tmp.path()), &bad, &seeds, 3);
+            assert!(err.unwrap_err().to_string().starts_with("propagate: nearest-seed: the features "));
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use relab_core::experiment::{Launcher, ResolvedRun};
+use relab_core::pipeline::RunFolder;
 
 use manifest::{Manifest, Point};
 use point_state::PointState;
@@ -36,6 +37,8 @@ pub struct SweepRequest<'a> {
 /// Writes the manifest, then runs the points that are not done (all of them without `--resume`).
 pub fn run_sweep(req: &SweepRequest, runs: &[ResolvedRun]) -> anyhow::Result<()> {
     let choice = req.launcher.or(runs[0].experiment.launcher).unwrap_or_default();
+    // The sweep folder is relab's (marked) and this launcher's alone while it runs: a second one gets an error.
+    let _folder = RunFolder::claim(req.out)?;
     let manifest = Manifest::new(req, runs)?;
     manifest.write(req.out)?;
     println!("sweep of {} points in {} (manifest {})", runs.len(), req.out.display(), manifest::FILE);
@@ -55,6 +58,7 @@ pub fn run_sweep(req: &SweepRequest, runs: &[ResolvedRun]) -> anyhow::Result<()>
 /// checkpoints; refused while any point runs.
 pub fn resubmit(dir: &Path, jobs: usize) -> anyhow::Result<()> {
     let manifest = Manifest::read(dir)?;
+    let _folder = RunFolder::claim(dir)?;
     let states: Vec<PointState> = manifest.points.iter().map(|p| PointState::of(dir, p)).collect();
     let running = states.iter().filter(|&&s| s == PointState::Running).count();
     anyhow::ensure!(running == 0, "{running} point(s) of {} are still running; wait for them first", dir.display());

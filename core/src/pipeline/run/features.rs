@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::{Hashed, Runner, hash_file, hash_json};
+use super::{Hashed, Runner, code, hash_file, hash_json, to_json};
 use crate::artifact::Features;
 use crate::component::{Encoder, StageContext, StageKind};
 use crate::data::Dataset;
@@ -40,16 +40,17 @@ impl Runner<'_> {
                 },
             }
         };
-        let mut key = json!({ "stage": "features", "input": input, "dataset": self.dataset_hash });
+        let mut key = json!({ "stage": "features", "input": input, "dataset": self.dataset_hash, "code": code(None) });
         if let Some(components) = cfg.pca {
             key["pca"] = json!(components);
         }
         let hash = hash_json(&key);
         let value = self.stage(
             StageKind::Features,
+            &key,
             &hash,
             None,
-            &params,
+            &to_json(&params),
             |ctx| {
                 let features = match (&cfg.from, cfg.source, encoder) {
                     (Some(from), _, _) => Features::load(from)?,
@@ -63,6 +64,8 @@ impl Runner<'_> {
                         format!("{} feature rows for {n} training images", features.rows),
                     ));
                 }
+                let source = if cfg.from.is_some() { "the file" } else { "the encoder's output" };
+                features.check().map_err(|why| Error::stage("features", format!("{source}: {why}")))?;
                 let features = match cfg.pca {
                     Some(components) => project_on_principal_axes(ctx, features, components)?,
                     None => features,

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{Hashed, Runner, hash_json, plugin_error, to_json};
+use super::{Hashed, Runner, code, hash_json, plugin_error};
 use crate::component::{Encoder, StageKind};
 use crate::data::Dataset;
 use crate::experiment::PluginStage;
@@ -17,6 +17,12 @@ impl Runner<'_> {
             let record = StageRecord::read(from)?.filter(|r| r.complete).ok_or_else(|| {
                 Error::format(from, "stages.pretrain.from must be a finished pretrain stage folder (with stage.json)")
             })?;
+            if let Err(mismatch) = crate::formats::digest::verify(from, &record.files) {
+                return Err(Error::format(
+                    from,
+                    format!("stages.pretrain.from: {mismatch}; this folder no longer holds what its stage wrote"),
+                ));
+            }
             let name = record.plugin.clone().unwrap_or_default();
             let entry = self.registry.get(Slot::Pretrain, &name)?;
             let Factory::Pretrain(build) = entry.factory else { unreachable!("slot checked by get") };
@@ -31,15 +37,18 @@ impl Runner<'_> {
         let Factory::Pretrain(build) = entry.factory else { unreachable!("slot checked by get") };
         // Only one of the two closures below runs; the cell lets both name the method.
         let method = std::cell::RefCell::new(build(&params).map_err(|e| plugin_error(StageKind::Pretrain, entry, e))?);
-        let hash = hash_json(&json!({
-            "stage": "pretrain", "plugin": entry.name, "version": entry.version, "params": to_json(&params),
-            "dataset": self.dataset_hash, "seed": self.seed,
-        }));
+        let resolved = self.resolved(StageKind::Pretrain, entry, &params)?;
+        let key = json!({
+            "stage": "pretrain", "plugin": entry.name, "version": entry.version, "params": resolved,
+            "code": code(Some(entry)), "dataset": self.dataset_hash, "seed": self.seed,
+        });
+        let hash = hash_json(&key);
         let value = self.stage(
             StageKind::Pretrain,
+            &key,
             &hash,
             Some(entry.name),
-            &params,
+            &resolved,
             |ctx| {
                 let encoder = method.borrow_mut().pretrain(ctx, dataset)?;
                 encoder.save(ctx.dir())?;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use super::{Hashed, Runner, hash_file, hash_json, plugin_error, to_json};
+use super::{Hashed, Runner, code, hash_file, hash_json, plugin_error, to_json};
 use crate::artifact::{Features, LabeledSet, Propagation, original};
 use crate::component::{StageContext, StageKind};
 use crate::data::Dataset;
@@ -43,11 +43,13 @@ impl Runner<'_> {
         };
         let load = |ctx: &mut StageContext| Propagation::load(ctx.dir());
         if let Some(from) = &stage.from {
-            let hash = hash_json(&json!({ "stage": "propagate", "from": hash_file(from)? }));
-            let params = serde_yaml::to_value(stage).expect("stage serialises");
+            let key = json!({ "stage": "propagate", "from": hash_file(from)?, "code": code(None) });
+            let hash = hash_json(&key);
+            let params = to_json(&serde_yaml::to_value(stage).expect("stage serialises"));
             let from = from.clone();
             let value = self.stage(
                 StageKind::Propagate,
+                &key,
                 &hash,
                 None,
                 &params,
@@ -60,15 +62,18 @@ impl Runner<'_> {
         let (entry, params) = self.plugin(Slot::Propagate, stage)?;
         let Factory::Propagate(build) = entry.factory else { unreachable!("slot checked by get") };
         let mut propagator = build(&params).map_err(|e| plugin_error(StageKind::Propagate, entry, e))?;
-        let hash = hash_json(&json!({
-            "stage": "propagate", "plugin": entry.name, "version": entry.version, "params": to_json(&params),
-            "features": features.hash, "seeds": seeds_hash, "seed": self.seed,
-        }));
+        let resolved = self.resolved(StageKind::Propagate, entry, &params)?;
+        let key = json!({
+            "stage": "propagate", "plugin": entry.name, "version": entry.version, "params": resolved,
+            "code": code(Some(entry)), "features": features.hash, "seeds": seeds_hash, "seed": self.seed,
+        });
+        let hash = hash_json(&key);
         let value = self.stage(
             StageKind::Propagate,
+            &key,
             &hash,
             Some(entry.name),
-            &params,
+            &resolved,
             |ctx| {
                 let p = propagator.propagate(ctx, &features.value, seeds, classes)?;
                 finish(ctx, p)

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use super::{Hashed, Runner, Upstream, hash_file, hash_json, plugin_error, to_json};
+use super::{Hashed, Runner, Upstream, code, hash_file, hash_json, plugin_error, to_json};
 use crate::artifact::{LabeledSet, Propagation, original};
 use crate::component::{SelectorInput, StageContext, StageKind};
 use crate::data::Dataset;
@@ -52,14 +52,17 @@ impl Runner<'_> {
             LabeledSet::load(&dir.join("subset.npy"), Some(&dir.join("subset_labels.npy")), n, classes, None)
         };
         if let Some(from) = &stage.from {
-            let hash = hash_json(&json!({
+            let key = json!({
                 "stage": "select", "from": hash_file(from)?, "propagation": propagation.map(|p| &p.hash),
-            }));
-            let params = serde_yaml::to_value(stage).expect("stage serialises");
+                "code": code(None),
+            });
+            let hash = hash_json(&key);
+            let params = to_json(&serde_yaml::to_value(stage).expect("stage serialises"));
             let from = from.clone();
             let prop = propagation.map(|p| &p.value);
             let value = self.stage(
                 StageKind::Select,
+                &key,
                 &hash,
                 None,
                 &params,
@@ -77,16 +80,20 @@ impl Runner<'_> {
         let (entry, params) = self.plugin(Slot::Select, stage)?;
         let Factory::Select(build) = entry.factory else { unreachable!("slot checked by get") };
         let mut selector = build(&params).map_err(|e| plugin_error(StageKind::Select, entry, e))?;
-        let hash = hash_json(&json!({
-            "stage": "select", "plugin": entry.name, "version": entry.version, "params": to_json(&params),
+        let resolved = self.resolved(StageKind::Select, entry, &params)?;
+        let key = json!({
+            "stage": "select", "plugin": entry.name, "version": entry.version, "params": resolved,
+            "code": code(Some(entry)),
             "propagation": propagation.hash, "seeds": seeds_hash, "dataset": self.dataset_hash, "seed": self.seed,
             "encoder": upstream.encoder.map(|e| &e.hash), "features": upstream.features.map(|f| &f.hash),
-        }));
+        });
+        let hash = hash_json(&key);
         let value = self.stage(
             StageKind::Select,
+            &key,
             &hash,
             Some(entry.name),
-            &params,
+            &resolved,
             |ctx| {
                 let input = SelectorInput {
                     data: dataset,

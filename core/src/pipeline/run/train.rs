@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{Hashed, Runner, Upstream, hash_json, plugin_error, to_json};
+use super::{Hashed, Runner, Upstream, code, hash_json, plugin_error};
 use crate::artifact::{LabeledSet, Propagation};
 use crate::component::{LearnerInput, PropagateStage, StageKind};
 use crate::data::Dataset;
@@ -26,13 +26,21 @@ impl Runner<'_> {
         let (entry, params) = self.plugin(Slot::Train, stage)?;
         let Factory::Train(build) = entry.factory else { unreachable!("slot checked by get") };
         let mut learner = build(&params).map_err(|e| plugin_error(StageKind::Train, entry, e))?;
-        let hash = hash_json(&json!({
-            "stage": "train", "plugin": entry.name, "version": entry.version, "params": to_json(&params),
+        let resolved = self.resolved(StageKind::Train, entry, &params)?;
+        // A learner that propagates again runs the propagate stage's plugin: its code counts too.
+        let propagator_code = match propagation {
+            Some((_, stage)) if stage.from.is_none() => Some(code(Some(self.plugin(Slot::Propagate, stage)?.0))),
+            _ => None,
+        };
+        let key = json!({
+            "stage": "train", "plugin": entry.name, "version": entry.version, "params": resolved,
+            "code": code(Some(entry)), "propagator_code": propagator_code,
             "labeled": labeled.hash, "encoder": upstream.encoder.map(|e| &e.hash),
             "features": upstream.features.map(|f| &f.hash),
             "propagation": propagation.map(|(p, _)| &p.hash), "dataset": self.dataset_hash,
             "seed": self.seed,
-        }));
+        });
+        let hash = hash_json(&key);
         // The propagate stage's plugin again, for a learner that propagates over its own features.
         let propagator = match propagation {
             Some((_, stage)) if stage.from.is_none() => {
@@ -44,9 +52,10 @@ impl Runner<'_> {
         };
         self.stage(
             StageKind::Train,
+            &key,
             &hash,
             Some(entry.name),
-            &params,
+            &resolved,
             |ctx| {
                 let mut propagate_stage = propagation.map(|(output, _)| match propagator {
                     Some(p) => PropagateStage::with_propagator(&output.value, p, seeds),
