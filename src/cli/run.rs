@@ -11,8 +11,9 @@ use serde_json::Value;
 pub struct RunArgs {
     /// The experiment file (YAML).
     experiment: PathBuf,
-    /// Run folder (default `runs/<name>`); a sweep puts one sub-folder per grid point in it. It must be new, empty or
-    /// a run folder relab made (it carries a `.relab-run` marker), and not in use by another relab.
+    /// Run folder (default `runs/<name>`); a sweep puts one sub-folder per grid point in it, and its manifest, logs
+    /// and report. It must be new, empty or a run folder relab made (it carries a `.relab-run` marker), and not in
+    /// use by another relab.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Override a value: `--set stages.propagate.k=50` (the value is YAML). Repeatable.
@@ -67,28 +68,19 @@ pub fn run(args: RunArgs, plugins: &[PathBuf]) -> anyhow::Result<()> {
     }
     let cache = if args.no_cache { None } else { args.cache_dir.or_else(pipeline::default_cache_dir) };
     let stop_after_checkpoints = std::env::var("RELAB_STOP_AFTER_CHECKPOINTS").ok().and_then(|v| v.parse().ok());
-    let sweep = runs.len() > 1;
-    if sweep {
-        // The sweep's folder holds one run folder per point: it must be relab's too.
-        pipeline::mark(&base)?;
-    }
-    for resolved in &runs {
-        let out = if sweep { base.join(&resolved.folder) } else { base.clone() };
-        if sweep {
-            tracing::info!("sweep point {}", resolved.label);
-        }
-        let opts = RunOptions {
-            out: out.clone(),
-            resume: args.resume,
-            cache: cache.clone().map(StageCache::new),
-            stop_after_checkpoints,
-        };
-        let outcome = pipeline::run(resolved, &registry, &opts).with_context(|| {
-            let point = if sweep { format!(" {}", resolved.label) } else { String::new() };
-            format!("run {name}{point} failed (its folder: {})", out.display())
-        })?;
-        println!("{}", headline(&outcome.dir, &outcome.summary));
-    }
+    // One run here: a sweep's points each come as their own `--point` process (see `sweep`).
+    let resolved = &runs[0];
+    let opts = RunOptions {
+        out: base.clone(),
+        resume: args.resume,
+        cache: cache.map(StageCache::new),
+        stop_after_checkpoints,
+    };
+    let outcome = pipeline::run(resolved, &registry, &opts).with_context(|| {
+        let point = if resolved.label.is_empty() { String::new() } else { format!(" {}", resolved.label) };
+        format!("run {name}{point} failed (its folder: {})", base.display())
+    })?;
+    println!("{}", headline(&outcome.dir, &outcome.summary));
     Ok(())
 }
 
