@@ -367,6 +367,32 @@ fn a_corrupted_checkpoint_falls_back_to_the_previous_one_and_ends_as_a_clean_run
     assert!(err.contains("centroids.npy") && err.contains(&format!("delete {}", checkpoint.display())), "{err}");
 }
 
+/// `--resume` over a changed parameter names the key and says the checkpoint is dropped, at WARN (it used to be an
+/// INFO line, invisible at the default level a long run is watched at).
+#[test]
+fn resume_with_a_changed_parameter_warns_naming_the_key() {
+    require_fashion_mnist();
+    let tmp = tempfile::tempdir().unwrap();
+    let stages = "  train:\n    plugin: supervised\n    backbone: wrn10_2\n    epochs: 3\n    batch_size: 10\n";
+    let exp = real_experiment(tmp.path(), "changed", stages);
+    let out = tmp.path().join("run");
+    let cut = Command::new(env!("CARGO_BIN_EXE_relab"))
+        .args(["run", s(&exp), "--out", s(&out), "--no-cache"])
+        .env("RUST_LOG", "warn")
+        .env("RELAB_STOP_AFTER_CHECKPOINTS", "1")
+        .output()
+        .unwrap();
+    assert!(!cut.status.success(), "the run stops after its first checkpoint: {}", text(&cut));
+    assert!(out.join("train/checkpoint/state.json").exists(), "{}", text(&cut));
+
+    let resumed =
+        relab(&["run", s(&exp), "--out", s(&out), "--no-cache", "--resume", "--set", "stages.train.epochs=2"]);
+    let said = text(&resumed);
+    assert!(resumed.status.success(), "{said}");
+    assert!(said.contains("WARN"), "{said}");
+    assert!(said.contains("params.epochs") && said.contains("checkpoint is discarded"), "{said}");
+}
+
 // ---- a cache key that changes when the result would ----
 
 static DEFAULT_PER_CLASS: AtomicUsize = AtomicUsize::new(10);
