@@ -50,7 +50,7 @@ fn relab(experiment: &Path, out: &Path, resume: bool) -> Command {
 }
 
 /// `summary.json` without timings, every metrics record without its wall-clock fields, and the trained weights.
-fn numbers(run: &Path) -> (Value, Vec<Value>, BTreeMap<String, (Value, Vec<u8>)>) {
+fn numbers(run: &Path) -> (Value, Vec<Value>, Tensors) {
     let mut summary: Value = serde_json::from_str(&fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
     summary.as_object_mut().unwrap().remove("seconds");
     let metrics = fs::read_to_string(run.join("metrics.jsonl"))
@@ -65,8 +65,11 @@ fn numbers(run: &Path) -> (Value, Vec<Value>, BTreeMap<String, (Value, Vec<u8>)>
     (summary, metrics, tensors(&fs::read(run.join("train").join("weights.safetensors")).unwrap()))
 }
 
-/// A safetensors file's tensors by name (dtype, shape and raw bytes): its header's key order may vary.
-fn tensors(bytes: &[u8]) -> BTreeMap<String, (Value, Vec<u8>)> {
+/// Tensors by name: `[dtype, shape]` and raw bytes.
+type Tensors = BTreeMap<String, (Value, Vec<u8>)>;
+
+/// A safetensors file's tensors: its header's key order may vary.
+fn tensors(bytes: &[u8]) -> Tensors {
     let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header: serde_json::Map<String, Value> = serde_json::from_slice(&bytes[8..8 + len]).unwrap();
     let data = &bytes[8 + len..];
