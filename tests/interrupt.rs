@@ -1,4 +1,4 @@
-//! A run stopped by SIGTERM or SIGUSR2 (what Slurm sends ahead of a time limit or preemption) in the middle of an
+//! A run stopped by SIGTERM, SIGUSR2 (what Slurm sends ahead of a time limit or preemption) or SIGINT mid-
 //! epoch: the training loop checkpoints after its step in flight, the process exits with 128 + the signal's number,
 //! and `--resume` ends with the very numbers and weights of a run that was never stopped. On real Fashion-MNIST
 //! with the `supervised` learner, tiny.
@@ -111,7 +111,7 @@ fn stopped_run(experiment: &Path, out: &Path, signal: i32) -> (Option<i32>, Stri
 }
 
 #[test]
-fn a_run_stopped_by_sigterm_or_sigusr2_mid_epoch_resumes_bit_identically() {
+fn a_run_stopped_by_sigterm_sigusr2_or_sigint_mid_epoch_resumes_bit_identically() {
     let root = tempfile::tempdir().unwrap();
     let experiment = experiment(root.path());
     let through = root.path().join("through");
@@ -120,7 +120,9 @@ fn a_run_stopped_by_sigterm_or_sigusr2_mid_epoch_resumes_bit_identically() {
     let expected = numbers(&through);
     assert_eq!(expected.1.len(), 2, "one record per epoch: {:?}", expected.1);
 
-    for (signal, name, code) in [(libc::SIGTERM, "SIGTERM", 143), (libc::SIGUSR2, "SIGUSR2", 140)] {
+    for (signal, name, code) in
+        [(libc::SIGTERM, "SIGTERM", 143), (libc::SIGUSR2, "SIGUSR2", 140), (libc::SIGINT, "SIGINT", 130)]
+    {
         let out = root.path().join(name);
         let (exit, log) = stopped_run(&experiment, &out, signal);
         assert_eq!(exit, Some(code), "{name}: exits with 128 + its number, not killed by it:\n{log}");
