@@ -365,7 +365,7 @@ fn set_overrides_are_typed_and_create_keys() {
     );
     assert_eq!(
         error(text, &["sed=2"]),
-        "--set sed=2: sed: unknown key; expected one of name, seed, backend, device, dataset, stages, plugins, launcher; did you mean `seed`?"
+        "--set sed=2: sed: unknown key; expected one of name, seed, backend, device, dataset, stages, plugins, launcher, slurm; did you mean `seed`?"
     );
     assert!(error(text, &["nonsense"]).starts_with("--set nonsense: bad override: no `=`"));
 }
@@ -409,7 +409,7 @@ fn unknown_top_level_key_with_suggestion_and_position() {
     let text = "name: x\ndataset: {name: mnist}\n\nsed: 2\n";
     assert_eq!(
         error(text, &[]),
-        "experiments/x.yaml:4:1: sed: unknown key; expected one of name, seed, backend, device, dataset, stages, plugins, launcher; did you mean `seed`?"
+        "experiments/x.yaml:4:1: sed: unknown key; expected one of name, seed, backend, device, dataset, stages, plugins, launcher, slurm; did you mean `seed`?"
     );
     let text = "dataset:\n  name: mnist\n  labels_per_clas: 4\n";
     assert_eq!(
