@@ -79,7 +79,7 @@ impl Launcher for Slurm {
             let mut jobs = Vec::new();
             for (i, array) in arrays.iter().enumerate() {
                 println!("sbatch {}", words(&script::array_args(array, &task_path, resume)));
-                jobs.push(format!("$ARRAY{}", i + 1));
+                jobs.push(format!("ARRAY{}_JOB_ID", i + 1));
             }
             println!("sbatch {}", words(&script::report_args(&jobs, &report_path)));
             println!("# dry run: nothing submitted ({} point(s), {} array(s))", indices.len(), arrays.len());
