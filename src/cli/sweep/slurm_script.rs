@@ -249,3 +249,112 @@ pub fn max_array_size(config: &str) -> usize {
         .and_then(|(_, v)| v.trim().parse().ok())
         .unwrap_or(1001)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(label: &str, folder: &str) -> Point {
+        let command = ["/bin/relab", "run", "/e/x.yaml", "--point", label, "--out", &format!("/s/{folder}")];
+        Point { label: label.into(), folder: folder.into(), command: command.map(String::from).to_vec() }
+    }
+
+    #[test]
+    fn arrays_compress_ranges_and_split_at_max_array_size() {
+        let spec = |offset, spec: &str| Array { offset, spec: spec.into() };
+        assert_eq!(arrays(&[0, 1, 2, 3, 5, 7, 8, 9], 1001, Some(2)), [spec(0, "0-3,5,7-9%2")]);
+        assert_eq!(arrays(&[4], 1001, None), [spec(0, "4")]);
+        // MaxArraySize 4: task indices 0..=3, so points 4.. go to arrays of offsets 4 and 8.
+        let all: Vec<usize> = (0..10).collect();
+        assert_eq!(arrays(&all, 4, Some(3)), [spec(0, "0-3%3"), spec(4, "0-3%3"), spec(8, "0-1%3")]);
+        assert_eq!(arrays(&[1, 6, 7, 9], 4, None), [spec(0, "1"), spec(4, "2-3"), spec(8, "1")]);
+        assert_eq!(arrays(&[], 4, None), []);
+    }
+
+    #[test]
+    fn sbatch_arguments_carry_the_offset_resume_and_dependencies() {
+        let a = Array { offset: 1001, spec: "0-4%2".into() };
+        assert_eq!(
+            array_args(&a, Path::new("/s/slurm/task.sh"), true),
+            ["--parsable", "--array=0-4%2", "--export=ALL,RELAB_OFFSET=1001,RELAB_RESUME=1", "/s/slurm/task.sh"]
+        );
+        assert_eq!(
+            report_args(&["11".into(), "12".into()], Path::new("/s/slurm/report.sh")),
+            ["--parsable", "--dependency=afterany:11:12", "/s/slurm/report.sh"]
+        );
+        assert_eq!(max_array_size("AccountingStorageType   = none\nMaxArraySize            = 40001\n"), 40001);
+        assert_eq!(max_array_size("MaxJobCount = 10000\n"), 1001);
+    }
+
+    #[test]
+    fn quoting_keeps_plain_words_and_single_quotes_the_rest() {
+        assert_eq!(quote("seed=1,stages.train.plugin=fixmatch"), "seed=1,stages.train.plugin=fixmatch");
+        assert_eq!(quote("a b"), "'a b'");
+        assert_eq!(quote("it's"), r"'it'\''s'");
+        assert_eq!(quote(""), "''");
+        assert_eq!(quote("$HOME"), "'$HOME'");
+    }
+
+    #[test]
+    fn the_report_script_runs_relab_report_after_the_setup() {
+        let s = SlurmSettings {
+            partition: Some("cpu".into()),
+            qos: Some("low".into()),
+            cpus: Some(8),
+            setup: vec!["module load x".into()],
+            ..SlurmSettings::default()
+        };
+        assert_eq!(
+            report_script(Path::new("/s"), "sw", "/bin/relab", &s),
+            "#!/bin/bash\n# The report of the sweep /s; written by relab (launcher: slurm).\n\
+             #SBATCH --job-name=relab-sw-report\n#SBATCH --output=/s/slurm/report-%j.out\n#SBATCH --partition=cpu\n\
+             #SBATCH --qos=low\nmodule load x\nexec /bin/relab report /s\n"
+        );
+    }
+
+    #[test]
+    fn the_task_script_maps_tasks_to_points_and_requeues_only_its_own_task() {
+        let s = SlurmSettings {
+            partition: Some("gpu".into()),
+            account: Some("lab".into()),
+            time: Some("4:00:00".into()),
+            mem: Some("8G".into()),
+            cpus: Some(4),
+            gres: Some("gpu:1".into()),
+            sbatch: vec!["--constraint=a100".into()],
+            setup: vec!["module load cuda".into()],
+            grace: 90,
+            timeout_requeues: 2,
+            ..SlurmSettings::default()
+        };
+        let points = [point("seed=1", "seed=1"), point("seed=2 it's", "seed=2")];
+        let script = task_script(Path::new("/s"), "sw", &points, &s);
+        let head = "#!/bin/bash\n\
+            # One point of the sweep /s per array task; written by relab (launcher: slurm).\n\
+            # Task RELAB_OFFSET + SLURM_ARRAY_TASK_ID runs point of that index of sweep.json.\n\
+            #SBATCH --job-name=relab-sw\n#SBATCH --output=/s/slurm/%A_%a.out\n#SBATCH --open-mode=append\n\
+            #SBATCH --requeue\n#SBATCH --signal=B:USR2@90\n#SBATCH --partition=gpu\n#SBATCH --account=lab\n\
+            #SBATCH --time=4:00:00\n#SBATCH --mem=8G\n#SBATCH --cpus-per-task=4\n#SBATCH --gres=gpu:1\n\
+            #SBATCH --constraint=a100\nmodule load cuda\nsweep=/s\n\
+            case $(( ${RELAB_OFFSET:-0} + SLURM_ARRAY_TASK_ID )) in\n  \
+            0) label=seed=1; folder=seed=1; command=(/bin/relab run /e/x.yaml --point seed=1 --out /s/seed=1) ;;\n  \
+            1) label='seed=2 it'\\''s'; folder=seed=2; command=(/bin/relab run /e/x.yaml --point 'seed=2 it'\\''s' --out /s/seed=2) ;;\n";
+        assert!(script.starts_with(head), "{script}");
+        for line in [
+            "trap 'on_signal USR2' USR2\ntrap 'on_signal TERM' TERM\n",
+            "  kill -USR2 \"$child\" 2>/dev/null\n",
+            "export RAYON_NUM_THREADS=\"${SLURM_CPUS_PER_TASK:-1}\" NO_COLOR=1\n",
+            "if [ \"$end\" -gt 0 ] && [ $(( end - caught_at )) -le 150 ]; then\n",
+            "  if [ \"$timeouts\" -ge 2 ]; then\n",
+            "scontrol requeue \"$task\"\nexit \"$status\"\n",
+        ] {
+            assert!(script.contains(line), "{line}");
+        }
+        assert_eq!(script.matches("scontrol requeue").count(), 1);
+        assert!(script.contains("task=\"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\"\n"));
+        // With TERM as the signal, one trap, and no separate SIGTERM case.
+        let term = task_script(Path::new("/s"), "sw", &points, &SlurmSettings { signal: "TERM".into(), ..s });
+        assert!(term.contains("#SBATCH --signal=B:TERM@90\n") && term.matches("trap '").count() == 1, "{term}");
+        assert!(!term.contains("if [ \"$caught\" = TERM ]"));
+    }
+}
