@@ -132,7 +132,10 @@ impl Cluster {
         let mut munged = None;
         if munged_pid().is_none() {
             let ok = Command::new("sh")
-                .args(["-c", "mkdir -p /run/munge && chown munge:munge /run/munge && su -s /bin/sh munge -c /usr/sbin/munged"])
+                .args([
+                    "-c",
+                    "mkdir -p /run/munge && chown munge:munge /run/munge && su -s /bin/sh munge -c /usr/sbin/munged",
+                ])
                 .status()
                 .unwrap()
                 .success();
@@ -297,7 +300,11 @@ fn a_sweep_runs_as_a_job_array_survives_preemption_and_resubmits_a_failed_point(
     // The sweep as one array (job 1, its tasks 1_0 .. 1_3) and the report job (2).
     let o = cluster.relab(&["run", arg(&exp), "--out", arg(&sweep), "--no-cache"]);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("submitted 4 point(s) as Slurm job array(s) 1 "), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("submitted 4 point(s) as Slurm job array(s) 1 "),
+        "{}",
+        text(&o)
+    );
     assert_eq!(fs::read_to_string(sweep.join("slurm/jobs")).unwrap(), "array 1 0-3%2 offset 0\nreport 2\n");
     let squeue = cluster.ok("squeue", &["-h", "-j", "2", "-o", "%E"]);
     assert!(squeue.trim().starts_with("afterany:1_"), "the report waits for the array: {squeue}");
@@ -337,7 +344,11 @@ fn a_sweep_runs_as_a_job_array_survives_preemption_and_resubmits_a_failed_point(
     assert!(log0.contains(" with --resume (Slurm task 1_0 on "), "{log0}");
     assert!(log0.ends_with("ended: exit code 0\n"), "{log0}");
     assert!(!sweep.join(format!("{}.timeouts", FOLDERS[0])).exists(), "a preemption is no time-out");
-    assert_eq!(numbers(&sweep.join(FOLDERS[0])), numbers(&reference), "the requeued point must end as if uninterrupted");
+    assert_eq!(
+        numbers(&sweep.join(FOLDERS[0])),
+        numbers(&reference),
+        "the requeued point must end as if uninterrupted"
+    );
 
     // The report job wrote the report of the points that finished; status names the killed one, with its log.
     assert!(sweep.join("report.md").is_file() && sweep.join("summary.csv").is_file());
@@ -389,7 +400,9 @@ fn a_time_limit_requeues_at_most_timeout_requeues_times() {
     assert!(o.status.success(), "{}", text(&o));
     let log = sweep.join("seed=1.log");
     let read = || fs::read_to_string(&log).unwrap_or_default();
-    wait_for("the first time limit", 90, || read().contains("relab sweep: time limit; requeued (1 of 1 at the time limit)\n"));
+    wait_for("the first time limit", 90, || {
+        read().contains("relab sweep: time limit; requeued (1 of 1 at the time limit)\n")
+    });
     assert_eq!(fs::read_to_string(sweep.join("seed=1.timeouts")).unwrap(), "1\n");
     restart_now(&cluster, "1_0");
     let start = Instant::now();

@@ -708,7 +708,10 @@ fn launcher_and_slurm_settings_are_read_checked_and_positioned() {
     let slurm = experiment.slurm.as_ref().unwrap();
     assert_eq!((slurm.partition.as_deref(), slurm.cpus, slurm.parallel), (Some("gpu"), Some(4), Some(2)));
     assert_eq!((slurm.signal.as_str(), slurm.grace, slurm.timeout_requeues), ("USR2", 120, 3));
-    assert_eq!((&slurm.sbatch[..], &slurm.setup[..]), (&["--constraint=a100".to_string()][..], &["module load cuda".to_string()][..]));
+    assert_eq!(
+        (&slurm.sbatch[..], &slurm.setup[..]),
+        (&["--constraint=a100".to_string()][..], &["module load cuda".to_string()][..])
+    );
     // `--set` reaches the settings like any key.
     let set = runs(text, &["slurm.partition=debug"]).unwrap();
     assert_eq!(set[0].experiment.slurm.as_ref().unwrap().partition.as_deref(), Some("debug"));

@@ -21,8 +21,13 @@ pub enum Launched {
 pub trait Launcher {
     /// Runs or submits `points` of `manifest` (their run folders under `sweep_dir`), with `--resume` when `resume`;
     /// a launcher that waits gives an error naming every point that failed, after the others have finished.
-    fn launch(&self, sweep_dir: &Path, manifest: &Manifest, points: &[&Point], resume: bool)
-    -> anyhow::Result<Launched>;
+    fn launch(
+        &self,
+        sweep_dir: &Path,
+        manifest: &Manifest,
+        points: &[&Point],
+        resume: bool,
+    ) -> anyhow::Result<Launched>;
 }
 
 /// The launcher of the manifest (the experiment's or the command line's choice), with its settings.

@@ -30,7 +30,13 @@ struct Running<'a> {
 }
 
 impl Launcher for Local {
-    fn launch(&self, sweep_dir: &Path, _manifest: &Manifest, points: &[&Point], resume: bool) -> anyhow::Result<Launched> {
+    fn launch(
+        &self,
+        sweep_dir: &Path,
+        _manifest: &Manifest,
+        points: &[&Point],
+        resume: bool,
+    ) -> anyhow::Result<Launched> {
         if self.dry_run {
             for p in points {
                 let words: Vec<String> = p.command.iter().map(|w| super::slurm_script::quote(w)).collect();

@@ -49,7 +49,13 @@ fn max_array_size() -> anyhow::Result<usize> {
 }
 
 impl Launcher for Slurm {
-    fn launch(&self, sweep_dir: &Path, manifest: &Manifest, points: &[&Point], resume: bool) -> anyhow::Result<Launched> {
+    fn launch(
+        &self,
+        sweep_dir: &Path,
+        manifest: &Manifest,
+        points: &[&Point],
+        resume: bool,
+    ) -> anyhow::Result<Launched> {
         let sweep_dir = std::path::absolute(sweep_dir)?;
         let name = sweep_dir.file_name().map_or("sweep".into(), |n| n.to_string_lossy().into_owned());
         let indices: Vec<usize> = manifest
