@@ -37,6 +37,11 @@ pub enum Error {
     #[error("{dir}: {message}")]
     RunFolder { dir: PathBuf, message: String },
 
+    /// The run was asked to stop by `signal` (SIGTERM, SIGINT, SIGUSR2); the stage in progress left a checkpoint
+    /// that `--resume` continues from, or had not started. The binary exits with 128 + `signal`.
+    #[error("stopped by {}; `--resume` continues", crate::interrupt::signal_name(*signal))]
+    Interrupted { signal: i32 },
+
     /// Anything a stage reports that fits none of the above, with its stage named.
     #[error("{stage}: {message}")]
     Stage { stage: String, message: String },

@@ -18,6 +18,7 @@ pub mod device;
 pub mod error;
 pub mod experiment;
 pub mod formats;
+pub mod interrupt;
 pub mod kernels;
 #[cfg(test)]
 mod layering;

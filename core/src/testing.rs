@@ -1,7 +1,7 @@
 //! The plugin author's test kit: what every plugin's tests check the same way. A tiny synthetic dataset, a
 //! [`StageContext`] in a folder of the test's, the parameter round trip, and the two reproducibility checks: the
-//! same seed gives the same bits, and a stage killed after a checkpoint and resumed ends bit-identical to one that
-//! ran through.
+//! same seed gives the same bits, and a stage killed after a checkpoint (or stopped mid-epoch, as SIGTERM stops it)
+//! and resumed ends bit-identical to one that ran through.
 //!
 //! ```ignore
 //! #[test]
@@ -151,9 +151,23 @@ fn run_in<T>(
     stop_after: Option<u64>,
     stage: &impl Fn(&mut StageContext) -> Result<T>,
 ) -> (PathBuf, Finished<T>) {
+    run_stopped_in(root, name, kind, resume, stop_after, None, stage)
+}
+
+/// [`run_in`], also stopped as by SIGTERM after `interrupt_after` optimiser steps.
+fn run_stopped_in<T>(
+    root: &Path,
+    name: &str,
+    kind: StageKind,
+    resume: bool,
+    stop_after: Option<u64>,
+    interrupt_after: Option<u64>,
+    stage: &impl Fn(&mut StageContext) -> Result<T>,
+) -> (PathBuf, Finished<T>) {
     let dir = root.join(name);
     let result = stage_context(&dir, kind, 7, resume).and_then(|mut ctx| {
         ctx.stop_after_checkpoints(stop_after);
+        ctx.interrupt_after_steps(interrupt_after);
         let value = stage(&mut ctx)?;
         Ok((value, ctx.take_summary()))
     });
@@ -227,6 +241,36 @@ pub fn check_resume<T: PartialEq + Debug>(
     let (value, summary) = resumed.unwrap_or_else(|e| panic!("the resumed stage failed: {e}"));
     let resumed = outcome(&dir, value, summary);
     assert_same(&through, &resumed, "the run killed after a checkpoint and resumed");
+    through
+}
+
+/// Runs `stage` through, then again stopped as SIGTERM stops it after its `steps`-th optimiser step (the training
+/// loop writes a mid-epoch checkpoint) and resumed in the same folder, and checks that the resumed run ends
+/// bit-identical to the uninterrupted one. Panics when the stage finishes before that step or stops without a
+/// mid-epoch checkpoint. Pick a step before the last epoch: a stop in the last epoch leaves its mid-epoch checkpoint
+/// as `.checkpoint.prev`, where the uninterrupted run keeps the previous epoch's.
+pub fn check_interrupt_resume<T: PartialEq + Debug>(
+    kind: StageKind,
+    steps: u64,
+    stage: impl Fn(&mut StageContext) -> Result<T>,
+) -> StageOutcome<T> {
+    let root = tempfile::tempdir().expect("a temporary folder");
+    let (dir, through) = run_in(root.path(), "through", kind, false, None, &stage);
+    let (value, summary) = through.unwrap_or_else(|e| panic!("the uninterrupted stage failed: {e}"));
+    let through = outcome(&dir, value, summary);
+    let (dir, stopped) = run_stopped_in(root.path(), "resumed", kind, false, None, Some(steps), &stage);
+    match stopped {
+        Err(Error::Interrupted { .. }) => {}
+        Err(e) => panic!("the stage failed before step {steps} for another reason: {e}"),
+        Ok(_) => panic!("the stage finished before step {steps}: stop it earlier"),
+    }
+    let state = fs::read_to_string(dir.join("checkpoint").join("state.json")).expect("a checkpoint after the stop");
+    let state: Value = serde_json::from_str(&state).expect("state.json is JSON");
+    assert!(state["state"]["mid_epoch"].is_object(), "the stop left no mid-epoch checkpoint: {state}");
+    let (dir, resumed) = run_in(root.path(), "resumed", kind, true, None, &stage);
+    let (value, summary) = resumed.unwrap_or_else(|e| panic!("the resumed stage failed: {e}"));
+    let resumed = outcome(&dir, value, summary);
+    assert_same(&through, &resumed, "the run stopped mid-epoch and resumed");
     through
 }
 

@@ -3,8 +3,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use relab_core::component::headline;
-use relab_core::experiment;
 use relab_core::pipeline::{self, RunOptions, StageCache};
+use relab_core::{experiment, interrupt};
 use serde_json::Value;
 
 #[derive(Debug, Args)]
@@ -74,6 +74,8 @@ pub fn run(args: RunArgs, plugins: &[PathBuf]) -> anyhow::Result<()> {
         };
         return super::sweep::run_sweep(&request, &runs);
     }
+    // One run here (a sweep's launcher keeps its own handler, which forwards SIGTERM to the points).
+    catch_stop_signals();
     let cache = if args.no_cache { None } else { args.cache_dir.or_else(pipeline::default_cache_dir) };
     let stop_after_checkpoints = std::env::var("RELAB_STOP_AFTER_CHECKPOINTS").ok().and_then(|v| v.parse().ok());
     // One run here: a sweep's points each come as their own `--point` process (see `sweep`).
@@ -84,12 +86,46 @@ pub fn run(args: RunArgs, plugins: &[PathBuf]) -> anyhow::Result<()> {
         cache: cache.map(StageCache::new),
         stop_after_checkpoints,
     };
-    let outcome = pipeline::run(resolved, &registry, &opts).with_context(|| {
+    let result = pipeline::run(resolved, &registry, &opts);
+    if let Some(signal) = interrupt::requested() {
+        match &result {
+            // The stage in progress logged where it stopped and that `--resume` continues.
+            Err(relab_core::Error::Interrupted { .. }) => std::process::exit(i32::from(interrupt::exit_code(signal))),
+            Err(e) => {
+                tracing::error!("{e} (after {} asked the run to stop)", interrupt::signal_name(signal));
+                std::process::exit(i32::from(interrupt::exit_code(signal)));
+            }
+            Ok(_) => {
+                tracing::info!("{} came as the run finished; nothing is left to resume", interrupt::signal_name(signal))
+            }
+        }
+    }
+    let outcome = result.with_context(|| {
         let point = if resolved.label.is_empty() { String::new() } else { format!(" {}", resolved.label) };
         format!("run {name}{point} failed (its folder: {})", base.display())
     })?;
     println!("{}", headline(&outcome.dir, &outcome.summary));
     Ok(())
+}
+
+/// From now on SIGTERM, SIGINT and SIGUSR2 (Slurm's warning ahead of a time limit or preemption) ask the run to
+/// stop resumably ([`interrupt`]): the training loop checkpoints after its step in flight and the process exits with
+/// 128 + the signal's number.
+fn catch_stop_signals() {
+    extern "C" fn on_signal(signal: libc::c_int) {
+        interrupt::request(signal);
+    }
+    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGUSR2] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe; SA_RESTART keeps the run's
+        // file I/O from failing with EINTR.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(signal, &action, std::ptr::null_mut());
+        }
+    }
 }
 
 /// The numbers a researcher looks at first, one per line.

@@ -86,6 +86,9 @@ pub struct StageContext {
     summary: Map<String, Value>,
     checkpoints_saved: u64,
     stop_after_checkpoints: Option<u64>,
+    /// Optimiser steps the stage's training loops took in this process.
+    steps_taken: u64,
+    interrupt_after_steps: Option<u64>,
 }
 
 /// The seed of a stage's streams. Mixing the stage into the experiment's seed keeps each stage's streams the same
@@ -131,6 +134,8 @@ impl StageContext {
             summary: Map::new(),
             checkpoints_saved: 0,
             stop_after_checkpoints: None,
+            steps_taken: 0,
+            interrupt_after_steps: None,
         }
     }
 
@@ -147,6 +152,22 @@ impl StageContext {
     /// resume; the pipeline sets it from `RELAB_STOP_AFTER_CHECKPOINTS`).
     pub fn stop_after_checkpoints(&mut self, n: Option<u64>) {
         self.stop_after_checkpoints = n;
+    }
+
+    /// Acts as if SIGTERM came during the stage's `n`-th optimiser step (counted in this process), so that the
+    /// training loop stops after it with a mid-epoch checkpoint: a test hook for the interrupt path that, unlike the
+    /// process-wide [`crate::interrupt`] flag, touches no other stage running in the same process.
+    pub fn interrupt_after_steps(&mut self, n: Option<u64>) {
+        self.interrupt_after_steps = n;
+    }
+
+    /// Called by a training loop after each optimiser step: the signal that asks the stage to stop, if any (the
+    /// process's, or the test hook's SIGTERM).
+    pub fn stop_requested_after_step(&mut self) -> Option<i32> {
+        self.steps_taken += 1;
+        const SIGTERM: i32 = 15;
+        crate::interrupt::requested()
+            .or_else(|| self.interrupt_after_steps.filter(|&n| self.steps_taken >= n).map(|_| SIGTERM))
     }
 
     /// The stage's own folder: weights and anything else the component wants to keep go here.

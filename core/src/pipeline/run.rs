@@ -227,6 +227,15 @@ impl Runner<'_> {
             self.write_progress()?;
             return Ok(value);
         }
+        // Between stages nothing is lost by stopping: the finished ones are recorded, and this one has not started.
+        if let Some(signal) = crate::interrupt::requested() {
+            tracing::warn!(
+                "{kind}: {} received before this stage started; the finished stages are kept and `relab run ... \
+                 --resume` continues from here",
+                crate::interrupt::signal_name(signal)
+            );
+            return Err(Error::Interrupted { signal });
+        }
         let existing = if from_cache { None } else { existing };
         let resume = self.opts.resume && existing.as_ref().is_some_and(|r| !r.complete && r.hash == hash);
         if !resume {

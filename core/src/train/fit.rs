@@ -13,6 +13,11 @@
 //! let trained = fit.run(ctx, &mut MyRecipe { .. }, run)?;
 //! ```
 //!
+//! A stop request ([`crate::interrupt`]: SIGTERM, SIGINT, SIGUSR2) is polled after every step: the loop then writes
+//! a mid-epoch checkpoint (the step within the epoch, the epoch's order, its metric sums, and everything an epoch
+//! checkpoint holds) and ends the stage with [`Error::Interrupted`]; `--resume` replays the epoch's remaining
+//! batches exactly as an uninterrupted run would have.
+//!
 //! A stage may train in several runs (pseudo-label's warm-up, then its semi-supervised run): each is a [`Phase`],
 //! and a checkpoint written in a later phase makes `run` skip the earlier ones on resume.
 use std::path::Path;
@@ -30,7 +35,7 @@ use super::{Ema, LrSchedule, Optimiser, Swa, finite_loss};
 use crate::component::StageContext;
 use crate::data::augment::Pipeline;
 use crate::data::{Batch, Dataset, LoaderConfig, for_each_batch};
-use crate::{Error, Result};
+use crate::{Error, Result, interrupt};
 
 const MODEL: &str = "model";
 const OPTIMISER: &str = "optimiser";
@@ -254,6 +259,29 @@ struct Saved {
     swa_snapshots: u64,
     /// The recipe's [`Recipe::state`].
     state: Value,
+    /// Present when the checkpoint was written within epoch `epoch + 1` on a stop request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mid_epoch: Option<MidEpoch>,
+}
+
+/// Where an interrupted epoch stood. Floats are kept as their bits: exact, and NaN-safe.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct MidEpoch {
+    /// Batches of the epoch already stepped on.
+    batches_done: usize,
+    /// The epoch's order ([`Recipe::epoch_order`] drew it from `ctx.rng` before the checkpoint's RNG state).
+    order: Vec<usize>,
+    /// The learning rate at the epoch's start, which its record logs.
+    first_lr_bits: u64,
+    sums: SavedSums,
+}
+
+/// [`Sums`] in a checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SavedSums {
+    steps: usize,
+    loss_bits: u64,
+    logs: Vec<(String, u64)>,
 }
 
 /// A stage's training: its checkpoint, read once, and the runs that continue from it.
@@ -305,6 +333,7 @@ impl Fit {
         let mut swa = Swa::new();
         let mut ema = run.ema_decay.map(|d| Ema::new(&model, d));
         let (mut epoch, mut step) = (0, 0);
+        let mut in_flight: Option<MidEpoch> = None;
         if let Some((saved, dir)) = &self.saved {
             if saved.phase_index as usize > phase {
                 let history = self.histories[phase].clone();
@@ -335,6 +364,7 @@ impl Fit {
                 })?;
                 recipe.restore(state, dir)?;
                 (epoch, step) = (saved.epoch, saved.step);
+                in_flight = saved.mid_epoch.clone();
             }
         }
         let data = run.data;
@@ -349,16 +379,24 @@ impl Fit {
                 ScheduleEpoch::Current => e as u64,
                 ScheduleEpoch::Finished => epoch as u64,
             };
-            let order = recipe.epoch_order(ctx, e)?;
+            let (order, first_lr, mut sums, skip) = match in_flight.take() {
+                Some(mid) => (mid.order, f64::from_bits(mid.first_lr_bits), Sums::restore(mid.sums), mid.batches_done),
+                None => (recipe.epoch_order(ctx, e)?, run.schedule.lr(schedule_epoch, step), Sums::default(), 0),
+            };
             let mut loader = LoaderConfig::new(run.batch_size, &data.mean, &data.std);
             loader.augment = run.augment.clone();
             loader.seed = ctx.seed;
             loader.epoch = (run.epoch_offset + e) as u64;
-            let first_lr = run.schedule.lr(schedule_epoch, step);
-            let mut sums = Sums::default();
             // The model moves through the optimiser by value; the slot is empty only inside one step.
             let mut slot = Some(model);
-            for_each_batch(&data.train, &order, &loader, |batch| {
+            let (mut batches_done, mut stop) = (0usize, None);
+            let stepped = for_each_batch(&data.train, &order, &loader, |batch| {
+                // A resumed epoch passes over the batches stepped on before the checkpoint: the loader seeds each
+                // sample's augmentation by its position in the epoch, so the rest come out as they would have.
+                if batches_done < skip {
+                    batches_done += 1;
+                    return Ok(());
+                }
                 let current = slot.take().expect("the model is back in its slot after every step");
                 let at = At { epoch: e, step, lr: run.schedule.lr(schedule_epoch, step) };
                 let indices = batch.indices.clone();
@@ -380,8 +418,31 @@ impl Fit {
                 }
                 let after = recipe.after_step(ctx, &updated, &indices);
                 slot = Some(updated);
-                after
-            })?;
+                after?;
+                batches_done += 1;
+                stop = ctx.stop_requested_after_step();
+                // Ends the loader; the sentinel is told apart from a real error by `stop`.
+                if let Some(signal) = stop { Err(Error::Interrupted { signal }) } else { Ok(()) }
+            });
+            match (stepped, stop) {
+                (Err(Error::Interrupted { .. }), Some(signal)) => {
+                    let model = slot.expect("the model is back in its slot after a step");
+                    let batches = order_batches(order.len(), run.batch_size);
+                    let mid = MidEpoch { batches_done, order, first_lr_bits: first_lr.to_bits(), sums: sums.save() };
+                    let saved = self.saved_state(ctx, &run.phase, epoch, step, &swa, recipe, Some(mid))?;
+                    write_checkpoint(ctx, &saved, &model, &optimiser, &swa, &ema, recipe)?;
+                    bar.finish_and_clear();
+                    tracing::warn!(
+                        "{}: {} received: checkpointed {at_phase}epoch {e} after step {batches_done} of {batches} \
+                         into {}; `relab run ... --resume` continues from there",
+                        ctx.stage,
+                        interrupt::signal_name(signal),
+                        ctx.checkpoint_dir().display()
+                    );
+                    return Err(Error::Interrupted { signal });
+                }
+                (result, _) => result?,
+            }
             model = slot.expect("the model is back in its slot after the epoch");
             let mut record = sums.record(run.phase.name, run.epoch_offset + e, first_lr);
             recipe.end_epoch(ctx, &model, e, &mut record)?;
@@ -401,33 +462,78 @@ impl Fit {
             record["seconds"] = started.elapsed().as_secs_f64().into();
             ctx.log(record)?;
             epoch = e;
-            let saved = Saved {
-                phase: run.phase.name.to_string(),
-                phase_index: run.phase.index,
-                epoch,
-                step,
-                histories: self.histories.clone(),
-                swa_snapshots: swa.count(),
-                state: serde_json::to_value(recipe.state())
-                    .map_err(|e| Error::stage(ctx.stage.name(), format!("cannot record the plugin's state: {e}")))?,
-            };
-            let (m, o, s, a, r) = (&model, &optimiser, &swa, &ema, &*recipe);
-            ctx.save_checkpoint(&saved, |dir| {
-                save_module(dir, MODEL, m)?;
-                save_optimiser(dir, OPTIMISER, o)?;
-                if let Some(average) = s.average() {
-                    save_module(dir, SWA, average)?;
-                }
-                if let Some(ema) = a {
-                    save_module(dir, EMA, ema.model())?;
-                }
-                r.save_files(dir)
-            })?;
+            let saved = self.saved_state(ctx, &run.phase, epoch, step, &swa, recipe, None)?;
+            write_checkpoint(ctx, &saved, &model, &optimiser, &swa, &ema, recipe)?;
             bar.inc(1);
+            // A stop asked for during the epoch's end (evaluation, label swaps) finds this checkpoint whole.
+            if let Some(signal) = interrupt::requested() {
+                bar.finish_and_clear();
+                tracing::warn!(
+                    "{}: {} received: checkpointed {at_phase}epoch {e} at its end into {}; `relab run ... --resume` \
+                     continues from there",
+                    ctx.stage,
+                    interrupt::signal_name(signal),
+                    ctx.checkpoint_dir().display()
+                );
+                return Err(Error::Interrupted { signal });
+            }
         }
         bar.finish_and_clear();
         Ok(Trained { model, optimiser, swa, ema, history: self.histories[phase].clone(), steps: step })
     }
+
+    /// The loop's `state.json` after `epoch` finished epochs and `step` steps of `phase`.
+    #[allow(clippy::too_many_arguments)]
+    fn saved_state<R: Recipe>(
+        &self,
+        ctx: &StageContext,
+        phase: &Phase,
+        epoch: usize,
+        step: u64,
+        swa: &Swa<R::Model>,
+        recipe: &R,
+        mid_epoch: Option<MidEpoch>,
+    ) -> Result<Saved> {
+        Ok(Saved {
+            phase: phase.name.to_string(),
+            phase_index: phase.index,
+            epoch,
+            step,
+            histories: self.histories.clone(),
+            swa_snapshots: swa.count(),
+            state: serde_json::to_value(recipe.state())
+                .map_err(|e| Error::stage(ctx.stage.name(), format!("cannot record the plugin's state: {e}")))?,
+            mid_epoch,
+        })
+    }
+}
+
+/// Batches of an epoch of `n` images (the loop keeps the short last batch).
+fn order_batches(n: usize, batch_size: usize) -> usize {
+    n.div_ceil(batch_size.max(1))
+}
+
+/// Writes the stage's checkpoint: `saved`, the network, the optimiser, the SWA and EMA averages, the recipe's files.
+fn write_checkpoint<R: Recipe>(
+    ctx: &mut StageContext,
+    saved: &Saved,
+    model: &R::Model,
+    optimiser: &Optimiser,
+    swa: &Swa<R::Model>,
+    ema: &Option<Ema<R::Model>>,
+    recipe: &R,
+) -> Result<()> {
+    ctx.save_checkpoint(saved, |dir| {
+        save_module(dir, MODEL, model)?;
+        save_optimiser(dir, OPTIMISER, optimiser)?;
+        if let Some(average) = swa.average() {
+            save_module(dir, SWA, average)?;
+        }
+        if let Some(ema) = ema {
+            save_module(dir, EMA, ema.model())?;
+        }
+        recipe.save_files(dir)
+    })
 }
 
 /// One epoch's sums of step losses and logged numbers, in the order the keys first came.
@@ -435,7 +541,7 @@ impl Fit {
 struct Sums {
     steps: usize,
     loss: f64,
-    logs: Vec<(&'static str, f64)>,
+    logs: Vec<(String, f64)>,
 }
 
 impl Sums {
@@ -443,10 +549,26 @@ impl Sums {
         self.steps += 1;
         self.loss += loss;
         for &(key, value) in logs {
-            match self.logs.iter_mut().find(|(k, _)| *k == key) {
+            match self.logs.iter_mut().find(|(k, _)| k == key) {
                 Some((_, sum)) => *sum += value,
-                None => self.logs.push((key, value)),
+                None => self.logs.push((key.to_string(), value)),
             }
+        }
+    }
+
+    fn save(&self) -> SavedSums {
+        SavedSums {
+            steps: self.steps,
+            loss_bits: self.loss.to_bits(),
+            logs: self.logs.iter().map(|(k, v)| (k.clone(), v.to_bits())).collect(),
+        }
+    }
+
+    fn restore(saved: SavedSums) -> Self {
+        Sums {
+            steps: saved.steps,
+            loss: f64::from_bits(saved.loss_bits),
+            logs: saved.logs.into_iter().map(|(k, v)| (k, f64::from_bits(v))).collect(),
         }
     }
 
@@ -458,8 +580,131 @@ impl Sums {
             record["phase"] = phase.into();
         }
         for (key, sum) in &self.logs {
-            record[*key] = (sum / n).into();
+            record[key.as_str()] = (sum / n).into();
         }
         record
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use burn::nn::{Linear, LinearConfig};
+    use burn::tensor::{Device, TensorData};
+    use rand::Rng;
+    use rand::seq::SliceRandom;
+
+    use super::*;
+    use crate::component::StageKind;
+    use crate::testing::{TinySpec, stage_context, tiny_dataset};
+    use crate::train::SgdSettings;
+    use crate::train::losses::{cross_entropy, labels_tensor};
+
+    /// A linear classifier on the raw pixels that also draws from `ctx.rng` every step and keeps a step count and
+    /// a running sum as its own state, so a resume that forgets any of them shows.
+    struct Linear3 {
+        device: Device,
+        seen: (u64, f64),
+    }
+
+    impl Recipe for Linear3 {
+        type Model = Linear;
+        type State = (u64, f64);
+
+        fn epoch_order(&mut self, ctx: &mut StageContext, _epoch: usize) -> Result<Vec<usize>> {
+            let mut order: Vec<usize> = (0..24).collect();
+            order.shuffle(&mut ctx.rng);
+            Ok(order)
+        }
+
+        fn step(&mut self, ctx: &mut StageContext, model: &Linear, batch: Batch, _at: At) -> Result<StepLoss> {
+            let [b, c, h, w] = batch.shape;
+            let x = Tensor::<2>::from_data(TensorData::new(batch.images, [b, c * h * w]), &self.device);
+            let y = labels_tensor(batch.labels.as_deref().expect("tiny data is labelled"), &self.device);
+            let noise: f64 = ctx.rng.random();
+            self.seen = (self.seen.0 + 1, self.seen.1 + noise);
+            Ok(StepLoss::new(cross_entropy(model.forward(x), y)).log("noise", noise))
+        }
+
+        fn state(&self) -> (u64, f64) {
+            self.seen
+        }
+
+        fn restore(&mut self, state: (u64, f64), _dir: &Path) -> Result<()> {
+            self.seen = state;
+            Ok(())
+        }
+    }
+
+    /// Trains 3 epochs of 6 batches (24 images, batches of 4) with an EMA in `dir`; the hook stops it after
+    /// `interrupt_after` steps. Returns the outcome and the recipe's state.
+    fn train(dir: &Path, resume: bool, interrupt_after: Option<u64>) -> (Result<Vec<u8>>, (u64, f64)) {
+        let data = tiny_dataset(&TinySpec::default());
+        let mut ctx = stage_context(dir, StageKind::Train, 3, resume).unwrap();
+        ctx.interrupt_after_steps(interrupt_after);
+        let device = ctx.device.clone().autodiff();
+        let mut recipe = Linear3 { device: device.clone(), seen: (0, 0.0) };
+        let result = (|| {
+            let mut fit = Fit::start(&mut ctx)?;
+            let fresh = ctx.init(|| LinearConfig::new(64, 3).init(&device));
+            let model = fit.model(fresh, Ok)?;
+            let sgd = SgdSettings { momentum: 0.9, ..SgdSettings::default() };
+            let run = Run::new(&data, model, Optimiser::sgd(&sgd), 3, 4, &LrSchedule::constant(0.1)).ema(0.5);
+            let trained = fit.run(&mut ctx, &mut recipe, run)?;
+            let weights = trained.ema.expect("the run keeps an EMA").model().weight.val().into_data();
+            Ok(weights.as_bytes().to_vec())
+        })();
+        (result, recipe.seen)
+    }
+
+    fn metrics(dir: &Path) -> Vec<Value> {
+        let text = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+        let mut records: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        for r in &mut records {
+            r.as_object_mut().unwrap().remove("seconds");
+        }
+        records
+    }
+
+    fn saved(dir: &Path) -> Value {
+        let path: PathBuf = dir.join("checkpoint").join("state.json");
+        serde_json::from_str::<Value>(&std::fs::read_to_string(path).unwrap()).unwrap()["state"].clone()
+    }
+
+    #[test]
+    fn a_stop_request_checkpoints_after_the_step_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let (result, seen) = train(dir.path(), false, Some(8));
+        assert!(matches!(result, Err(Error::Interrupted { signal: 15 })), "{:?}", result.err());
+        // Epoch 1's 6 steps and 2 of epoch 2: the loop stopped right after the 8th step.
+        assert_eq!(seen.0, 8);
+        let state = saved(dir.path());
+        assert_eq!((state["epoch"].as_u64(), state["step"].as_u64()), (Some(1), Some(8)));
+        assert_eq!(state["mid_epoch"]["batches_done"].as_u64(), Some(2));
+        assert_eq!(state["mid_epoch"]["sums"]["steps"].as_u64(), Some(2));
+        assert_eq!(state["mid_epoch"]["order"].as_array().unwrap().len(), 24);
+        assert_eq!(state["state"][0].as_u64(), Some(8));
+        // Only epoch 1 is logged; the one in flight is logged when it ends.
+        assert_eq!(metrics(dir.path()).len(), 1);
+    }
+
+    #[test]
+    fn a_run_stopped_mid_epoch_resumes_bit_identically() {
+        let through = tempfile::tempdir().unwrap();
+        let (expected, expected_seen) = train(through.path(), false, None);
+        let expected = expected.unwrap();
+        assert_eq!(expected_seen.0, 18);
+        // Mid-epoch 1, mid-epoch 3, and after an epoch's last step (the resumed epoch replays no batch).
+        for stop in [3, 15, 12] {
+            let dir = tempfile::tempdir().unwrap();
+            assert!(matches!(train(dir.path(), false, Some(stop)).0, Err(Error::Interrupted { .. })));
+            let (resumed, seen) = train(dir.path(), true, None);
+            assert_eq!(resumed.unwrap(), expected, "EMA weights after a stop at step {stop}");
+            assert_eq!(seen.0.to_le_bytes(), expected_seen.0.to_le_bytes());
+            assert_eq!(seen.1.to_bits(), expected_seen.1.to_bits(), "the recipe's state after a stop at step {stop}");
+            assert_eq!(metrics(dir.path()), metrics(through.path()), "metrics after a stop at step {stop}");
+            assert_eq!(saved(dir.path()), saved(through.path()), "the last checkpoint after a stop at step {stop}");
+        }
     }
 }

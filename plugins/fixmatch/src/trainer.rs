@@ -130,7 +130,7 @@ fn checked_labels(data: &Dataset, labeled: &LabeledSet) -> Result<HashMap<usize,
 }
 
 /// Pseudo-label counts of an epoch, against the hidden true labels (a diagnostic, never used in training).
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 struct Tally {
     rows: usize,
     correct: usize,
@@ -143,6 +143,9 @@ struct Tally {
 struct Saved {
     alignment: Option<DistributionAlignment>,
     ctaugment: Option<CtAugment>,
+    /// The counts of the epoch in progress: zero between epochs, kept by a mid-epoch checkpoint (a stop request).
+    #[serde(default)]
+    tally: Tally,
 }
 
 struct Steps<'a> {
@@ -262,7 +265,9 @@ impl Recipe for Steps<'_> {
     }
 
     fn state(&self) -> Saved {
-        Saved { alignment: self.alignment.clone(), ctaugment: self.cta.clone() }
+        let t = &self.tally;
+        let tally = Tally { rows: t.rows, correct: t.correct, used: t.used, used_correct: t.used_correct };
+        Saved { alignment: self.alignment.clone(), ctaugment: self.cta.clone(), tally }
     }
 
     fn save_files(&self, dir: &Path) -> Result<()> {
@@ -272,6 +277,7 @@ impl Recipe for Steps<'_> {
     fn restore(&mut self, state: Saved, dir: &Path) -> Result<()> {
         self.alignment = state.alignment;
         self.cta = state.ctaugment;
+        self.tally = state.tally;
         let average = load_module(dir, EMA, self.ema.model().clone())?;
         self.ema = Ema::resume(average, self.p.ema_decay);
         Ok(())

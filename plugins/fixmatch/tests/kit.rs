@@ -51,6 +51,12 @@ fn resumes_bit_identically() {
     testing::check_resume(StageKind::Train, 2, train_with(QUICK, &TinySpec::default(), 2));
 }
 
+/// Stopped after epoch 2's first step: the epoch's pseudo-label tally and CTAugment's rates carry over.
+#[test]
+fn resumes_bit_identically_after_a_stop_mid_epoch() {
+    testing::check_interrupt_resume(StageKind::Train, 3, train_with(QUICK, &TinySpec::default(), 2));
+}
+
 /// 3 classes, 2 labels each, 60 unlabelled images a class: the EMA model must beat chance (1/3) clearly.
 #[test]
 fn learns_the_tiny_dataset() {

@@ -22,3 +22,12 @@ fn resumes_bit_identically() {
     assert!(outcome.summary.contains_key("knn_best"), "the monitor ran: {:?}", outcome.summary);
     assert!(outcome.files.keys().any(|p| p.starts_with("best")), "the best encoder was kept");
 }
+
+#[test]
+fn resumes_bit_identically_after_a_stop_mid_epoch() {
+    testing::check_interrupt_resume(StageKind::Pretrain, 2, |ctx| {
+        let data = testing::tiny_dataset(&TinySpec::default());
+        let mut method: Imix = testing::build(QUICK).expect("the quick parameters are valid");
+        Ok(method.pretrain(ctx, &data)?.feature_dim())
+    });
+}

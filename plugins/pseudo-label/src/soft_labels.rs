@@ -131,11 +131,44 @@ impl SoftLabels {
         if total == 0 { 0.0 } else { right as f64 / total as f64 }
     }
 
-    /// Writes the current targets as an `N × C` f32 `.npy` file. Recorded predictions are not saved: checkpoints
-    /// are taken between epochs, after the swap.
+    /// Writes the current targets as an `N × C` f32 `.npy` file (the predictions recorded this epoch are
+    /// [`SoftLabels::save_recorded`]'s).
     pub fn save(&self, path: &Path) -> Result<()> {
-        assert!(!self.fresh.iter().any(|&f| f), "saved between epochs only");
         npy::write_f32(path, &[self.len(), self.classes], &self.current)
+    }
+
+    /// Whether predictions wait for the end of the epoch (a checkpoint taken mid-epoch must keep them).
+    pub fn has_recorded(&self) -> bool {
+        self.fresh.iter().any(|&f| f)
+    }
+
+    /// Writes the predictions recorded this epoch as an `N × C` f32 `.npy` file, NaN rows for the images not
+    /// predicted yet (a prediction is a distribution, never NaN).
+    pub fn save_recorded(&self, path: &Path) -> Result<()> {
+        let c = self.classes;
+        let mut rows = self.recorded.clone();
+        for (i, _) in self.fresh.iter().enumerate().filter(|(_, f)| !**f) {
+            rows[i * c..(i + 1) * c].fill(f32::NAN);
+        }
+        npy::write_f32(path, &[self.len(), c], &rows)
+    }
+
+    /// Takes back what [`SoftLabels::save_recorded`] wrote.
+    pub fn load_recorded(mut self, path: &Path) -> Result<Self> {
+        let (shape, values) = npy::read_f32(path)?;
+        if shape != [self.len(), self.classes] {
+            return Err(Error::format(
+                path,
+                format!("expected {} × {} recorded predictions, found shape {shape:?}", self.len(), self.classes),
+            ));
+        }
+        let c = self.classes;
+        for (i, row) in values.chunks_exact(c).enumerate() {
+            self.fresh[i] = !row[0].is_nan();
+            let kept = if self.fresh[i] { row.to_vec() } else { vec![0.0; c] };
+            self.recorded[i * c..(i + 1) * c].copy_from_slice(&kept);
+        }
+        Ok(self)
     }
 
     /// Reads the targets [`SoftLabels::save`] wrote into a store built for the same images and labelled set.
@@ -259,5 +292,18 @@ mod tests {
         let other = SoftLabels::new(5, 3, &LabeledSet::default());
         let err = other.load(&dir.path().join("labels.npy")).unwrap_err().to_string();
         assert!(err.contains("expected 5 × 3 soft labels, found shape [4, 3]"), "{err}");
+    }
+
+    #[test]
+    fn predictions_recorded_mid_epoch_survive_a_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store();
+        s.record(&[2], &[0.1, 0.2, 0.7]);
+        assert!(s.has_recorded());
+        s.save_recorded(&dir.path().join("recorded.npy")).unwrap();
+        let mut back = store().load_recorded(&dir.path().join("recorded.npy")).unwrap();
+        assert_eq!(back, s);
+        assert_eq!((back.swap(), back.row(2)), (1, &[0.1, 0.2, 0.7][..]));
+        assert_eq!(back.row(3), store().row(3), "an image not predicted keeps its pseudo-label");
     }
 }

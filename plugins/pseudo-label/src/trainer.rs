@@ -50,6 +50,8 @@ const SSL: Phase = Phase { index: 1, name: "ssl" };
 
 /// The soft labels between epochs of the semi-supervised run (part of its checkpoints).
 const LABELS: &str = "soft_labels.npy";
+/// The predictions recorded in the epoch a mid-epoch checkpoint interrupts.
+const RECORDED: &str = "recorded_predictions.npy";
 /// The final pseudo-labels (N × C), beside the weights.
 const PSEUDO_LABELS: &str = "pseudo_labels.npy";
 const SWA: &str = "swa";
@@ -276,12 +278,20 @@ impl Recipe for PseudoLabeling<'_, '_> {
     fn state(&self) {}
 
     fn save_files(&self, dir: &Path) -> Result<()> {
-        if self.phase == SSL { self.labels.save(&dir.join(LABELS)) } else { Ok(()) }
+        if self.phase != SSL {
+            return Ok(());
+        }
+        self.labels.save(&dir.join(LABELS))?;
+        // Mid-epoch (a stop request): this epoch's predictions, swapped in when it ends.
+        if self.labels.has_recorded() { self.labels.save_recorded(&dir.join(RECORDED)) } else { Ok(()) }
     }
 
     fn restore(&mut self, _: (), dir: &Path) -> Result<()> {
         if self.phase == SSL {
             self.labels = self.labels.clone().load(&dir.join(LABELS))?;
+            if dir.join(RECORDED).is_file() {
+                self.labels = self.labels.clone().load_recorded(&dir.join(RECORDED))?;
+            }
         }
         Ok(())
     }

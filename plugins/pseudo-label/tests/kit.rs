@@ -31,3 +31,10 @@ fn resumes_bit_identically_from_the_semi_supervised_run() {
     let swa = outcome.value.expect("the test split has labels").swa;
     assert!(swa.is_some(), "the SWA model was evaluated");
 }
+
+/// Stopped inside the first semi-supervised epoch, after 2 warm-up steps and 2 of its own: the predictions it
+/// recorded wait in the checkpoint for the epoch's swap.
+#[test]
+fn resumes_bit_identically_after_a_stop_mid_epoch() {
+    testing::check_interrupt_resume(StageKind::Train, 4, train);
+}

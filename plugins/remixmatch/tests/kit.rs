@@ -56,3 +56,9 @@ fn resumes_bit_identically() {
     assert_eq!(recipe["alignment"]["p_model"].as_array().unwrap().len(), 128, "the p_model buffer is checkpointed");
     assert!(recipe["cta"].is_object(), "the CTAugment rates are checkpointed: {recipe}");
 }
+
+/// Stopped after epoch 2's second step: p_model, CTAugment's rates and the EMA carry over mid-epoch.
+#[test]
+fn resumes_bit_identically_after_a_stop_mid_epoch() {
+    testing::check_interrupt_resume(StageKind::Train, 6, train);
+}

@@ -29,3 +29,8 @@ fn same_seed_same_bits() {
 fn resumes_bit_identically() {
     testing::check_resume(StageKind::Train, 2, train);
 }
+
+#[test]
+fn resumes_bit_identically_after_a_stop_mid_epoch() {
+    testing::check_interrupt_resume(StageKind::Train, 1, train);
+}

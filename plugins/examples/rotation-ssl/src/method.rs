@@ -49,11 +49,14 @@ pub struct RotNet {
     pub head: RotationHead,
 }
 
-/// The last epoch's mean loss and rotation accuracy, for the summary.
+/// The last epoch's mean loss and rotation accuracy, for the summary, and the counts of the epoch in progress.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(crate = "relab_core::serde")]
 struct LastEpoch {
     last: Option<(f64, f64)>,
+    /// Rotations told right and shown in the epoch in progress (or just ended), which a mid-epoch checkpoint keeps.
+    #[serde(default)]
+    counts: (usize, usize),
 }
 
 impl SslMethod for RotationPrediction {
@@ -134,10 +137,11 @@ impl Recipe for Rotations<'_> {
     }
 
     fn state(&self) -> LastEpoch {
-        self.last.clone()
+        LastEpoch { counts: (self.right, self.seen), ..self.last.clone() }
     }
 
     fn restore(&mut self, state: LastEpoch, _dir: &Path) -> Result<()> {
+        (self.right, self.seen) = state.counts;
         self.last = state;
         Ok(())
     }

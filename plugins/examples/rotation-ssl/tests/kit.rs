@@ -18,3 +18,13 @@ fn resumes_bit_identically() {
     });
     assert!(outcome.summary.contains_key("rotation_accuracy"));
 }
+
+#[test]
+fn resumes_bit_identically_after_a_stop_mid_epoch() {
+    testing::check_interrupt_resume(StageKind::Pretrain, 2, |ctx| {
+        let data = testing::tiny_dataset(&TinySpec::default());
+        let quick = "{backbone: wrn10_2, epochs: 2, batch_size: 6, augment: [flip], eval_batch_size: 12}";
+        let mut method: RotationPrediction = testing::build(quick).expect("the quick parameters are valid");
+        Ok(method.pretrain(ctx, &data)?.feature_dim())
+    });
+}

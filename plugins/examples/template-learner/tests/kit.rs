@@ -31,3 +31,8 @@ fn learns_the_tiny_dataset_with_the_same_bits_every_time() {
 fn resumes_bit_identically() {
     testing::check_resume(StageKind::Train, 2, train);
 }
+
+#[test]
+fn resumes_bit_identically_after_a_stop_mid_epoch() {
+    testing::check_interrupt_resume(StageKind::Train, 3, train);
+}
