@@ -340,6 +340,8 @@ fn a_sweep_runs_as_a_job_array_survives_preemption_and_resubmits_a_failed_point(
 
     let log0 = fs::read_to_string(sweep.join(format!("{}.log", FOLDERS[0]))).unwrap();
     assert!(log0.contains("relab sweep: SIGUSR2 received"), "{log0}");
+    // relab itself caught the forwarded signal in the middle of the stage and checkpointed there.
+    assert!(log0.contains("train: SIGUSR2 received: checkpointed "), "{log0}");
     assert!(log0.contains("relab sweep: preempted (SIGUSR2 ahead of the time limit); requeued\n"), "{log0}");
     assert!(log0.contains(" with --resume (Slurm task 1_0 on "), "{log0}");
     assert!(log0.ends_with("ended: exit code 0\n"), "{log0}");
