@@ -308,6 +308,13 @@ fn a_sweep_runs_as_a_job_array_survives_preemption_and_resubmits_a_failed_point(
     assert_eq!(fs::read_to_string(sweep.join("slurm/jobs")).unwrap(), "array 1 0-3%2 offset 0\nreport 2\n");
     let squeue = cluster.ok("squeue", &["-h", "-j", "2", "-o", "%E"]);
     assert!(squeue.trim().starts_with("afterany:1_"), "the report waits for the array: {squeue}");
+    // While its jobs are in the queue, the sweep is not submitted a second time.
+    let o = cluster.relab(&["resubmit", arg(&sweep)]);
+    assert!(
+        !o.status.success() && text(&o).contains("job(s) 1, 2 of this sweep are still queued or running"),
+        "{}",
+        text(&o)
+    );
 
     // Point 0 gets the preemption signal in the middle of its training stage.
     let live = sweep.join(FOLDERS[0]).join("train/metrics.jsonl");

@@ -91,6 +91,13 @@ impl Launcher for Slurm {
             println!("# dry run: nothing submitted ({} point(s), {} array(s))", indices.len(), arrays.len());
             return Ok(Launched::Submitted);
         }
+        let queued = still_queued(&dir)?;
+        anyhow::ensure!(
+            queued.is_empty(),
+            "job(s) {} of this sweep are still queued or running (`squeue`): wait for them to end, or `scancel` them, \
+             before submitting its points again",
+            queued.join(", ")
+        );
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         std::fs::write(&task_path, task)?;
         std::fs::write(&report_path, report)?;
@@ -109,6 +116,19 @@ impl Launcher for Slurm {
         );
         Ok(Launched::Submitted)
     }
+}
+
+/// The jobs recorded in `slurm/jobs` that the scheduler still holds: their tasks would run a second time beside a
+/// resubmission (`relab status` cannot tell a queued point from one never submitted).
+fn still_queued(dir: &Path) -> anyhow::Result<Vec<String>> {
+    let Ok(record) = std::fs::read_to_string(dir.join("jobs")) else { return Ok(Vec::new()) };
+    let ours: Vec<&str> = record.lines().filter_map(|l| l.split_whitespace().nth(1)).collect();
+    // %F: an array task's array job id, a plain job's own id.
+    let queue = output(Command::new(find("squeue")?).args(["-h", "-o", "%F"]))?;
+    let mut queued: Vec<String> =
+        queue.lines().map(str::trim).filter(|id| ours.contains(id)).map(str::to_string).collect();
+    queued.dedup();
+    Ok(queued)
 }
 
 fn words(args: &[String]) -> String {
