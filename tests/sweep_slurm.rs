@@ -124,7 +124,7 @@ impl Cluster {
              SlurmctldLogFile={d}/log/slurmctld.log\nSlurmdLogFile={d}/log/slurmd.log\n\
              ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\nSelectType=select/cons_tres\n\
              SelectTypeParameters=CR_Core\nMpiDefault=none\nReturnToService=2\nJobAcctGatherType=jobacct_gather/none\n\
-             AccountingStorageType=accounting_storage/none\nNodeName=localhost CPUs=2 State=UNKNOWN\n\
+             AccountingStorageType=accounting_storage/none\nMaxArraySize=3\nNodeName=localhost CPUs=2 State=UNKNOWN\n\
              PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP\n",
             d = d.display()
         );
@@ -282,7 +282,8 @@ fn a_sweep_runs_as_a_job_array_survives_preemption_and_resubmits_a_failed_point(
     let exp = experiment(tmp.path());
     let sweep = tmp.path().join("sweep");
 
-    // --dry-run: the scripts and the sbatch lines, nothing written or submitted.
+    // --dry-run: the scripts and the sbatch lines, nothing written or submitted. The cluster's MaxArraySize of 3
+    // (task ids 0 to 2) splits the 4 points into two arrays.
     let o = cluster.relab(&["run", arg(&exp), "--out", arg(&sweep), "--no-cache", "--dry-run"]);
     assert!(o.status.success(), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
@@ -290,28 +291,41 @@ fn a_sweep_runs_as_a_job_array_survives_preemption_and_resubmits_a_failed_point(
     assert!(out.starts_with(&format!("# {}\n#!/bin/bash\n", task_sh.display())), "{out}");
     assert!(out.contains("#SBATCH --cpus-per-task=1\n#SBATCH --signal") || out.contains("#SBATCH --cpus-per-task=1\n"));
     assert!(
-        out.contains(&format!("\nsbatch --parsable --array=0-3%2 --export=ALL,RELAB_OFFSET=0 {}\n", task_sh.display())),
+        out.contains(&format!(
+            "\nsbatch --parsable --array=0-2%2 --export=ALL,RELAB_OFFSET=0 {0}\n\
+             sbatch --parsable --array=0%2 --export=ALL,RELAB_OFFSET=3 {0}\n\
+             sbatch --parsable --dependency=afterany:ARRAY1_JOB_ID:ARRAY2_JOB_ID {1}\n",
+            task_sh.display(),
+            sweep.join("slurm/report.sh").display()
+        )),
         "{out}"
     );
-    assert!(out.ends_with("# dry run: nothing submitted (4 point(s), 1 array(s))\n"), "{out}");
+    assert!(out.ends_with("# dry run: nothing submitted (4 point(s), 2 array(s))\n"), "{out}");
     assert!(!sweep.exists(), "a dry run writes nothing");
     assert!(cluster.ok("squeue", &["-h"]).trim().is_empty());
 
-    // The sweep as one array (job 1, its tasks 1_0 .. 1_3) and the report job (2).
+    // The sweep as two arrays (jobs 1 and 2: tasks 1_0 .. 1_2 run points 0 to 2, task 2_0 point 3) and the
+    // report job (3).
     let o = cluster.relab(&["run", arg(&exp), "--out", arg(&sweep), "--no-cache"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
-        String::from_utf8_lossy(&o.stdout).contains("submitted 4 point(s) as Slurm job array(s) 1 "),
+        String::from_utf8_lossy(&o.stdout).contains("submitted 4 point(s) as Slurm job array(s) 1, 2 "),
         "{}",
         text(&o)
     );
-    assert_eq!(fs::read_to_string(sweep.join("slurm/jobs")).unwrap(), "array 1 0-3%2 offset 0\nreport 2\n");
-    let squeue = cluster.ok("squeue", &["-h", "-j", "2", "-o", "%E"]);
-    assert!(squeue.trim().starts_with("afterany:1_"), "the report waits for the array: {squeue}");
+    assert_eq!(
+        fs::read_to_string(sweep.join("slurm/jobs")).unwrap(),
+        "array 1 0-2%2 offset 0\narray 2 0%2 offset 3\nreport 3\n"
+    );
+    let squeue = cluster.ok("squeue", &["-h", "-j", "3", "-o", "%E"]);
+    assert!(
+        squeue.contains("afterany:1_") && squeue.contains("afterany:2_"),
+        "the report waits for the arrays: {squeue}"
+    );
     // While its jobs are in the queue, the sweep is not submitted a second time.
     let o = cluster.relab(&["resubmit", arg(&sweep)]);
     assert!(
-        !o.status.success() && text(&o).contains("job(s) 1, 2 of this sweep are still queued or running"),
+        !o.status.success() && text(&o).contains("job(s) 1, 2, 3 of this sweep are still queued or running"),
         "{}",
         text(&o)
     );
@@ -353,6 +367,8 @@ fn a_sweep_runs_as_a_job_array_survives_preemption_and_resubmits_a_failed_point(
     assert!(log0.contains(" with --resume (Slurm task 1_0 on "), "{log0}");
     assert!(log0.ends_with("ended: exit code 0\n"), "{log0}");
     assert!(!sweep.join(format!("{}.timeouts", FOLDERS[0])).exists(), "a preemption is no time-out");
+    let log3 = fs::read_to_string(sweep.join(format!("{}.log", FOLDERS[3]))).unwrap();
+    assert!(log3.contains("(Slurm task 2_0 on ") && log3.ends_with("ended: exit code 0\n"), "the second array: {log3}");
     assert_eq!(
         numbers(&sweep.join(FOLDERS[0])),
         numbers(&reference),
@@ -361,7 +377,7 @@ fn a_sweep_runs_as_a_job_array_survives_preemption_and_resubmits_a_failed_point(
 
     // The report job wrote the report of the points that finished; status names the killed one, with its log.
     assert!(sweep.join("report.md").is_file() && sweep.join("summary.csv").is_file());
-    let report_out = fs::read_to_string(sweep.join("slurm/report-2.out")).unwrap();
+    let report_out = fs::read_to_string(sweep.join("slurm/report-3.out")).unwrap();
     assert!(report_out.contains("setup line ran\n| group | runs |"), "{report_out}");
     let o = cluster.relab(&["status", arg(&sweep)]);
     let status = String::from_utf8_lossy(&o.stdout).into_owned();
@@ -375,7 +391,7 @@ fn a_sweep_runs_as_a_job_array_survives_preemption_and_resubmits_a_failed_point(
     let o = cluster.relab(&["resubmit", arg(&sweep)]);
     assert!(o.status.success(), "{}", text(&o));
     let jobs = fs::read_to_string(sweep.join("slurm/jobs")).unwrap();
-    let last: Vec<&str> = jobs.lines().skip(2).collect();
+    let last: Vec<&str> = jobs.lines().skip(3).collect();
     assert!(last.len() == 2 && last[0].starts_with("array ") && last[0].ends_with(" 1%2 offset 0"), "{jobs}");
     let (array, report) = (last[0].split(' ').nth(1).unwrap(), last[1].strip_prefix("report ").unwrap());
     let submitted = format!("submitted 1 point(s) as Slurm job array(s) {array} ");

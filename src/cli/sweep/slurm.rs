@@ -127,6 +127,7 @@ fn still_queued(dir: &Path) -> anyhow::Result<Vec<String>> {
     let queue = output(Command::new(find("squeue")?).args(["-h", "-o", "%F"]))?;
     let mut queued: Vec<String> =
         queue.lines().map(str::trim).filter(|id| ours.contains(id)).map(str::to_string).collect();
+    queued.sort_by_key(|id| id.parse::<u64>().unwrap_or(u64::MAX));
     queued.dedup();
     Ok(queued)
 }
