@@ -32,9 +32,12 @@ pub struct RunArgs {
     /// Sweep points run at once, each its own process on its share of the cores.
     #[arg(long, default_value_t = 1, value_name = "N")]
     jobs: usize,
-    /// Where the sweep's points run (wins over the experiment's `launcher:`); Slurm is planned.
+    /// Where the sweep's points run (wins over the experiment's `launcher:`); `--set slurm.KEY=VALUE` sets Slurm's.
     #[arg(long, value_enum)]
     launcher: Option<LauncherArg>,
+    /// Print what a sweep would run (Slurm: its scripts and `sbatch` lines) without running or submitting anything.
+    #[arg(long)]
+    dry_run: bool,
     /// Run only this sweep point (its label) into `--out`: how a launcher starts each point.
     #[arg(long, hide = true)]
     point: Option<String>,
@@ -43,6 +46,7 @@ pub struct RunArgs {
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum LauncherArg {
     Local,
+    Slurm,
 }
 
 pub fn run(args: RunArgs, plugins: &[PathBuf]) -> anyhow::Result<()> {
@@ -62,7 +66,11 @@ pub fn run(args: RunArgs, plugins: &[PathBuf]) -> anyhow::Result<()> {
             no_cache: args.no_cache,
             cache_dir: args.cache_dir.as_deref(),
             jobs: args.jobs,
-            launcher: args.launcher.map(|LauncherArg::Local| experiment::Launcher::Local),
+            launcher: args.launcher.map(|l| match l {
+                LauncherArg::Local => experiment::Launcher::Local,
+                LauncherArg::Slurm => experiment::Launcher::Slurm,
+            }),
+            dry_run: args.dry_run,
         };
         return super::sweep::run_sweep(&request, &runs);
     }

@@ -33,9 +33,12 @@ pub struct Experiment {
     /// extends another replaces its list, as with any list).
     #[serde(default)]
     pub plugins: Vec<PathBuf>,
-    /// How `relab run` starts a sweep's points (`--launcher` wins); only `local` so far, Slurm is planned.
+    /// How `relab run` starts a sweep's points (`--launcher` wins).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launcher: Option<Launcher>,
+    /// The Slurm launcher's settings (partition, time, cpus, ...), used with `launcher: slurm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<SlurmSettings>,
 }
 
 /// Where a sweep's points run, each as its own `relab run` process.
@@ -45,6 +48,87 @@ pub enum Launcher {
     /// Child processes on this machine, `--jobs` at once.
     #[default]
     Local,
+    /// One Slurm job array per sweep (`sbatch --array`), an aggregation job writing the report after it.
+    Slurm,
+}
+
+/// What the Slurm launcher passes to `sbatch` for each point's task, and how a task interrupted by its signal
+/// comes back. Every field is optional; Slurm's own defaults apply to those left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qos: Option<String>,
+    /// Time limit per point, in Slurm's format (`30`, `4:00:00`, `1-00:00:00`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    /// Memory per point, in Slurm's format (`8G`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem: Option<String>,
+    /// CPUs per point (`--cpus-per-task`); its thread pools are sized to them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<usize>,
+    /// Generic resources per point (`gpu:1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gres: Option<String>,
+    /// Points running at once (the array's `%P`); unlimited when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel: Option<usize>,
+    /// Further `#SBATCH` options, one per entry, without the `#SBATCH` (`--constraint=a100`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sbatch: Vec<String>,
+    /// Shell lines run before each point (`module load cuda/12.4`, `source venv/bin/activate`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub setup: Vec<String>,
+    /// The signal Slurm sends `grace` seconds ahead of the time limit (`--signal=B:SIGNAL@GRACE`), on which the
+    /// point checkpoints and requeues itself. USR2 by default: NCCL takes USR1.
+    #[serde(default = "default_slurm_signal")]
+    pub signal: String,
+    /// Seconds between that signal and the time limit: enough for a step and a checkpoint.
+    #[serde(default = "default_slurm_grace")]
+    pub grace: u32,
+    /// How many times one point requeues itself after reaching its time limit (preemptions requeue without limit).
+    #[serde(default = "default_slurm_timeout_requeues")]
+    pub timeout_requeues: u32,
+}
+
+impl Default for SlurmSettings {
+    fn default() -> Self {
+        SlurmSettings {
+            partition: None,
+            account: None,
+            qos: None,
+            time: None,
+            mem: None,
+            cpus: None,
+            gres: None,
+            parallel: None,
+            sbatch: Vec::new(),
+            setup: Vec::new(),
+            signal: default_slurm_signal(),
+            grace: default_slurm_grace(),
+            timeout_requeues: default_slurm_timeout_requeues(),
+        }
+    }
+}
+
+/// The signals `slurm.signal` may name: ones a batch shell can trap and that Slurm's `--signal` accepts by name.
+pub const SLURM_SIGNALS: &[&str] = &["USR1", "USR2", "TERM", "INT", "HUP", "QUIT", "ALRM", "URG"];
+
+fn default_slurm_signal() -> String {
+    "USR2".into()
+}
+
+fn default_slurm_grace() -> u32 {
+    120
+}
+
+fn default_slurm_timeout_requeues() -> u32 {
+    3
 }
 
 fn default_seed() -> u64 {

@@ -365,7 +365,7 @@ fn set_overrides_are_typed_and_create_keys() {
     );
     assert_eq!(
         error(text, &["sed=2"]),
-        "--set sed=2: sed: unknown key; expected one of name, seed, backend, device, dataset, stages, plugins, launcher; did you mean `seed`?"
+        "--set sed=2: sed: unknown key; expected one of name, seed, backend, device, dataset, stages, plugins, launcher, slurm; did you mean `seed`?"
     );
     assert!(error(text, &["nonsense"]).starts_with("--set nonsense: bad override: no `=`"));
 }
@@ -409,7 +409,7 @@ fn unknown_top_level_key_with_suggestion_and_position() {
     let text = "name: x\ndataset: {name: mnist}\n\nsed: 2\n";
     assert_eq!(
         error(text, &[]),
-        "experiments/x.yaml:4:1: sed: unknown key; expected one of name, seed, backend, device, dataset, stages, plugins, launcher; did you mean `seed`?"
+        "experiments/x.yaml:4:1: sed: unknown key; expected one of name, seed, backend, device, dataset, stages, plugins, launcher, slurm; did you mean `seed`?"
     );
     let text = "dataset:\n  name: mnist\n  labels_per_clas: 4\n";
     assert_eq!(
@@ -694,10 +694,34 @@ fn the_schema_s_stages_are_stage_kind_s() {
 }
 
 #[test]
-fn launcher_local_is_accepted_and_slurm_is_not_built_yet() {
+fn launcher_and_slurm_settings_are_read_checked_and_positioned() {
     let text = "dataset: {name: mnist}\nlauncher: local\n";
     assert_eq!(runs(text, &[]).unwrap()[0].experiment.launcher, Some(Launcher::Local));
     assert_eq!(runs("dataset: {name: mnist}\n", &[]).unwrap()[0].experiment.launcher, None);
-    let e = error("dataset: {name: mnist}\nlauncher: slurm\n", &[]);
-    assert!(e.starts_with("experiments/x.yaml:2:11: launcher:") && e.contains("local"), "{e}");
+    let e = error("dataset: {name: mnist}\nlauncher: pbs\n", &[]);
+    assert!(e.starts_with("experiments/x.yaml:2:11: launcher:") && e.contains("slurm"), "{e}");
+
+    let text = "dataset: {name: mnist}\nlauncher: slurm\nslurm:\n  partition: gpu\n  cpus: 4\n  parallel: 2\n  \
+                sbatch: [--constraint=a100]\n  setup: [module load cuda]\n";
+    let experiment = &runs(text, &[]).unwrap()[0].experiment;
+    assert_eq!(experiment.launcher, Some(Launcher::Slurm));
+    let slurm = experiment.slurm.as_ref().unwrap();
+    assert_eq!((slurm.partition.as_deref(), slurm.cpus, slurm.parallel), (Some("gpu"), Some(4), Some(2)));
+    assert_eq!((slurm.signal.as_str(), slurm.grace, slurm.timeout_requeues), ("USR2", 120, 3));
+    assert_eq!(
+        (&slurm.sbatch[..], &slurm.setup[..]),
+        (&["--constraint=a100".to_string()][..], &["module load cuda".to_string()][..])
+    );
+    // `--set` reaches the settings like any key.
+    let set = runs(text, &["slurm.partition=debug"]).unwrap();
+    assert_eq!(set[0].experiment.slurm.as_ref().unwrap().partition.as_deref(), Some("debug"));
+
+    let e = error("dataset: {name: mnist}\nslurm:\n  partiton: gpu\n", &[]);
+    assert!(e.starts_with("experiments/x.yaml:3:3: slurm.partiton: unknown key") && e.contains("`partition`"), "{e}");
+    let e = error("dataset: {name: mnist}\nslurm: {signal: USR3}\n", &[]);
+    assert!(e.starts_with("experiments/x.yaml:2:17: slurm.signal:") && e.contains("USR2"), "{e}");
+    let e = error("dataset: {name: mnist}\nslurm: {cpus: 0}\n", &[]);
+    assert!(e.starts_with("experiments/x.yaml:2:15: slurm.cpus: must be at least 1, found 0"), "{e}");
+    let e = error("dataset: {name: mnist}\nslurm:\n  sbatch: [--mail-type=END, mail-user=x]\n", &[]);
+    assert!(e.starts_with("experiments/x.yaml:3:29: slurm.sbatch.1:") && e.contains("not an sbatch option"), "{e}");
 }

@@ -8,7 +8,7 @@ use serde_yaml::{Mapping, Value};
 
 use super::error::{ConfigError, ConfigErrorKind, classify, missing_field, nearest, unknown_field};
 use super::origin::Origins;
-use super::schema::{Experiment, FeatureSource, PluginStage, Stages};
+use super::schema::{Experiment, FeatureSource, PluginStage, SLURM_SIGNALS, Stages};
 use super::tree::{self, KeyPath};
 use crate::component::StageKind;
 use crate::data::KNOWN_DATASETS;
@@ -20,6 +20,7 @@ pub(crate) fn check(tree: &Value, origins: &Origins, registry: &Registry) -> Res
     let stages = &experiment.stages;
     name(&experiment, origins)?;
     dataset(&experiment, origins)?;
+    slurm(&experiment, origins)?;
     for (slot, stage) in stages.plugin_stages() {
         plugin_stage(slot, stage, origins, registry)?;
     }
@@ -82,6 +83,43 @@ fn name(experiment: &Experiment, origins: &Origins) -> Result<(), ConfigError> {
             ),
         },
     ))
+}
+
+/// The Slurm settings make a valid batch script: a signal a shell can trap, counts of at least one, and extra
+/// `#SBATCH` entries that are options on one line.
+fn slurm(experiment: &Experiment, origins: &Origins) -> Result<(), ConfigError> {
+    let Some(slurm) = &experiment.slurm else { return Ok(()) };
+    let at = |key: &[&str], kind: ConfigErrorKind| {
+        let key = [&["slurm"][..], key].concat();
+        let key = path(&key);
+        Err(ConfigError::new(origins.value_location(&key), tree::dotted(&key), kind))
+    };
+    if !SLURM_SIGNALS.contains(&slurm.signal.as_str()) {
+        return at(
+            &["signal"],
+            ConfigErrorKind::UnknownValue {
+                value: slurm.signal.clone(),
+                expected: SLURM_SIGNALS.iter().map(|s| s.to_string()).collect(),
+                suggestion: nearest(&slurm.signal, SLURM_SIGNALS.iter().copied()),
+            },
+        );
+    }
+    let counts = [("cpus", slurm.cpus), ("parallel", slurm.parallel), ("grace", Some(slurm.grace as usize))];
+    for (key, n) in counts {
+        if n == Some(0) {
+            return at(&[key], ConfigErrorKind::Invalid { message: "must be at least 1, found 0".into() });
+        }
+    }
+    for (i, line) in slurm.sbatch.iter().enumerate() {
+        if !line.starts_with('-') || line.contains('\n') {
+            let message = format!(
+                "{line:?} is not an sbatch option: each entry is one option as on sbatch's command line, such as \
+                 `--constraint=a100` (relab writes the `#SBATCH` before it)"
+            );
+            return at(&["sbatch", &i.to_string()], ConfigErrorKind::Invalid { message });
+        }
+    }
+    Ok(())
 }
 
 /// The dataset is one relab knows (whether its files are on this machine is the pipeline's business, and a note of

@@ -1,5 +1,5 @@
-//! The interface every launcher implements: start a sweep's points as `relab run --point` processes and report
-//! which failed. Only the local launcher exists; a Slurm one (job arrays, requeue on preemption) is planned.
+//! The interface every launcher implements: start a sweep's points as `relab run --point` processes, on this
+//! machine (local: waits for them, reports which failed) or on a cluster (slurm: submits them and returns).
 
 use std::path::Path;
 
@@ -7,16 +7,33 @@ use relab_core::experiment::Launcher as Choice;
 
 use super::local::Local;
 use super::manifest::{Manifest, Point};
+use super::slurm::Slurm;
 
-pub trait Launcher {
-    /// Runs `points` of `manifest` (their run folders under `sweep_dir`), with `--resume` when `resume`, until all
-    /// have ended; an error names every point that failed, after the others have finished.
-    fn launch(&self, sweep_dir: &Path, manifest: &Manifest, points: &[&Point], resume: bool) -> anyhow::Result<()>;
+/// How `launch` left the points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Launched {
+    /// Every point has ended, each done (a failure is an error).
+    Finished,
+    /// Handed to a scheduler, which runs them (and the sweep's report) later.
+    Submitted,
 }
 
-/// The launcher the experiment or the command line chose.
-pub fn launcher(choice: Choice, jobs: usize) -> Box<dyn Launcher> {
-    match choice {
-        Choice::Local => Box::new(Local { jobs: jobs.max(1) }),
+pub trait Launcher {
+    /// Runs or submits `points` of `manifest` (their run folders under `sweep_dir`), with `--resume` when `resume`;
+    /// a launcher that waits gives an error naming every point that failed, after the others have finished.
+    fn launch(
+        &self,
+        sweep_dir: &Path,
+        manifest: &Manifest,
+        points: &[&Point],
+        resume: bool,
+    ) -> anyhow::Result<Launched>;
+}
+
+/// The launcher of the manifest (the experiment's or the command line's choice), with its settings.
+pub fn launcher(manifest: &Manifest, jobs: usize, dry_run: bool) -> Box<dyn Launcher> {
+    match manifest.launcher {
+        Choice::Local => Box::new(Local { jobs: jobs.max(1), dry_run }),
+        Choice::Slurm => Box::new(Slurm { settings: manifest.slurm.clone().unwrap_or_default(), dry_run }),
     }
 }

@@ -12,13 +12,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::launcher::Launcher;
+use super::launcher::{Launched, Launcher};
 use super::manifest::{Manifest, Point};
 use super::point_state::log_tail;
 use super::{signals, threads};
 
 pub struct Local {
     pub jobs: usize,
+    /// Print each point's command instead of running it.
+    pub dry_run: bool,
 }
 
 struct Running<'a> {
@@ -28,7 +30,21 @@ struct Running<'a> {
 }
 
 impl Launcher for Local {
-    fn launch(&self, sweep_dir: &Path, _manifest: &Manifest, points: &[&Point], resume: bool) -> anyhow::Result<()> {
+    fn launch(
+        &self,
+        sweep_dir: &Path,
+        _manifest: &Manifest,
+        points: &[&Point],
+        resume: bool,
+    ) -> anyhow::Result<Launched> {
+        if self.dry_run {
+            for p in points {
+                let words: Vec<String> = p.command.iter().map(|w| super::slurm_script::quote(w)).collect();
+                println!("{}{}", words.join(" "), if resume { " --resume" } else { "" });
+            }
+            println!("# dry run: nothing started ({} point(s), {} at once)", points.len(), self.jobs);
+            return Ok(Launched::Finished);
+        }
         signals::catch();
         let cpus = threads::allowed_cpus();
         let jobs = self.jobs.min(points.len()).max(1);
@@ -102,7 +118,7 @@ impl Launcher for Local {
             );
         }
         if failed.is_empty() {
-            return Ok(());
+            return Ok(Launched::Finished);
         }
         let mut message = format!("{} of {} point(s) failed:", failed.len(), points.len());
         for (point, why) in &failed {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use relab_core::experiment::{Launcher, ResolvedRun};
+use relab_core::experiment::{Launcher, ResolvedRun, SlurmSettings};
 use relab_core::formats::atomic;
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +18,9 @@ pub struct Manifest {
     /// The experiment file, absolute.
     pub experiment: PathBuf,
     pub launcher: Launcher,
+    /// The Slurm launcher's settings (the first point's `slurm:`), which a resubmission uses again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<SlurmSettings>,
     pub points: Vec<Point>,
 }
 
@@ -79,7 +82,8 @@ impl Manifest {
             })
             .collect();
         let launcher = req.launcher.or(runs[0].experiment.launcher).unwrap_or_default();
-        Ok(Manifest { experiment, launcher, points })
+        let slurm = (launcher == Launcher::Slurm).then(|| runs[0].experiment.slurm.clone().unwrap_or_default());
+        Ok(Manifest { experiment, launcher, slurm, points })
     }
 
     pub fn write(&self, sweep_dir: &Path) -> anyhow::Result<()> {

@@ -8,6 +8,8 @@ pub mod manifest;
 pub mod point_state;
 pub mod report;
 mod signals;
+mod slurm;
+pub mod slurm_script;
 pub mod status;
 mod threads;
 
@@ -17,6 +19,7 @@ use anyhow::Context;
 use relab_core::experiment::{Launcher, ResolvedRun};
 use relab_core::pipeline::RunFolder;
 
+use launcher::Launched;
 use manifest::{Manifest, Point};
 use point_state::PointState;
 
@@ -32,14 +35,21 @@ pub struct SweepRequest<'a> {
     pub jobs: usize,
     /// `--launcher`, which wins over the experiment's `launcher:`.
     pub launcher: Option<Launcher>,
+    /// `--dry-run`: print what would run (the Slurm scripts and `sbatch` lines), write and start nothing.
+    pub dry_run: bool,
 }
 
-/// Writes the manifest, then runs the points that are not done (all of them without `--resume`).
+/// Writes the manifest, then runs (or submits) the points that are not done (all of them without `--resume`); the
+/// sweep's report follows once they are all done (from an aggregation job, when a scheduler runs them).
 pub fn run_sweep(req: &SweepRequest, runs: &[ResolvedRun]) -> anyhow::Result<()> {
-    let choice = req.launcher.or(runs[0].experiment.launcher).unwrap_or_default();
+    let manifest = Manifest::new(req, runs)?;
+    if req.dry_run {
+        let todo: Vec<&Point> = manifest.points.iter().collect();
+        launcher::launcher(&manifest, req.jobs, true).launch(req.out, &manifest, &todo, req.resume)?;
+        return Ok(());
+    }
     // The sweep folder is relab's (marked) and this launcher's alone while it runs: a second one gets an error.
     let _folder = RunFolder::claim(req.out)?;
-    let manifest = Manifest::new(req, runs)?;
     manifest.write(req.out)?;
     println!("sweep of {} points in {} (manifest {})", runs.len(), req.out.display(), manifest::FILE);
     let todo: Vec<&Point> = if req.resume {
@@ -50,12 +60,19 @@ pub fn run_sweep(req: &SweepRequest, runs: &[ResolvedRun]) -> anyhow::Result<()>
     } else {
         manifest.points.iter().collect()
     };
-    launcher::launcher(choice, req.jobs).launch(req.out, &manifest, &todo, req.resume)?;
-    report::sweep_report(req.out)
+    finish(req.out, &manifest, &todo, req.jobs, req.resume)
+}
+
+/// Hands `todo` to the manifest's launcher; writes the report when they have all run here.
+fn finish(dir: &Path, manifest: &Manifest, todo: &[&Point], jobs: usize, resume: bool) -> anyhow::Result<()> {
+    match launcher::launcher(manifest, jobs, false).launch(dir, manifest, todo, resume)? {
+        Launched::Finished => report::sweep_report(dir),
+        Launched::Submitted => Ok(()),
+    }
 }
 
 /// `relab resubmit SWEEP_DIR`: the points of the manifest that failed or never started, resumed from their
-/// checkpoints; refused while any point runs.
+/// checkpoints by the sweep's own launcher; refused while any point runs.
 pub fn resubmit(dir: &Path, jobs: usize) -> anyhow::Result<()> {
     let manifest = Manifest::read(dir)?;
     let _folder = RunFolder::claim(dir)?;
@@ -65,8 +82,10 @@ pub fn resubmit(dir: &Path, jobs: usize) -> anyhow::Result<()> {
     let todo: Vec<&Point> =
         manifest.points.iter().zip(&states).filter(|(_, s)| **s != PointState::Done).map(|(p, _)| p).collect();
     println!("resubmitting {} unfinished point(s) of {}", todo.len(), dir.display());
-    launcher::launcher(manifest.launcher, jobs).launch(dir, &manifest, &todo, true)?;
-    report::sweep_report(dir)
+    if todo.is_empty() {
+        return Ok(());
+    }
+    finish(dir, &manifest, &todo, jobs, true)
 }
 
 /// The run of `label` among a sweep's points, for a child started with `--point`.

@@ -19,7 +19,7 @@ pub enum PointState {
 impl PointState {
     pub fn of(sweep_dir: &Path, point: &Point) -> PointState {
         let dir = point.run_dir(sweep_dir);
-        if live_pid(&point.pid_file(sweep_dir), &dir).is_some() {
+        if live_pid(&point.pid_file(sweep_dir), &dir).is_some() || on_other_node(sweep_dir, point) {
             PointState::Running
         } else if finished(&dir) {
             PointState::Done
@@ -38,6 +38,24 @@ impl PointState {
             PointState::NotStarted => "not started",
         }
     }
+}
+
+/// A Slurm task runs the point on another machine: its `<point>.node` file (host and task, removed when the task
+/// ends) names a host other than this one, whose processes this one cannot see.
+fn on_other_node(sweep_dir: &Path, point: &Point) -> bool {
+    let Ok(text) = std::fs::read_to_string(sweep_dir.join(format!("{}.node", point.folder))) else { return false };
+    let host = text.split_whitespace().next().unwrap_or_default();
+    !host.is_empty() && host != hostname()
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer and its length are passed together; the name is NUL-terminated within it.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
 /// The run folder holds a finished run: `report.md` (written last) and no stage left incomplete.
