@@ -257,10 +257,13 @@ fn signal(cluster: &Cluster, signal: &str, task: &str, log: &Path) {
     let _ = scancel.wait();
 }
 
-/// Waits for `task` to be requeued and starts it again at once: a requeued job waits ~2 minutes before it may start
+/// Waits for `task` to be requeued and starts it again soon: a requeued job waits ~2 minutes before it may start
 /// again, and an update made while the requeue is under way may be undone by it, so it is repeated until it runs.
+/// slurmd revokes the old run's credential with a one-second resolution: a restart within the second of the requeue
+/// is killed as "non-startable batch job: Job credential revoked", so the restart waits two seconds first.
 fn restart_now(cluster: &Cluster, task: &str) {
     wait_for("the task requeued", 120, || state(cluster, task) == "PENDING");
+    std::thread::sleep(Duration::from_secs(2));
     wait_for("the requeued task running again", 60, || {
         let _ = cluster.command("scontrol").args(["update", &format!("JobId={task}"), "StartTime=now"]).output();
         std::thread::sleep(Duration::from_millis(500));
