@@ -254,3 +254,25 @@ unsafe extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, signal: i32) -> i32;
 }
+
+#[test]
+fn one_run_under_a_slurm_launcher_runs_here_with_a_warning_and_dry_run_starts_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = experiment(tmp.path());
+    let out = tmp.path().join("one");
+    // `--point` is not used: pinning both sweep keys leaves a sweep of one run.
+    let one = ["--set", "sweep.seed=[1]", "--set", "sweep.stages.train.schedule.lr=[0.05]"];
+    let mut dry = vec!["run", arg(&exp), "--out", arg(&out), "--no-cache", "--launcher", "slurm", "--dry-run"];
+    dry.extend(one);
+    let o = run(&dry);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("is one run (no sweep), which would run here into"), "{}", text(&o));
+    assert!(!out.exists(), "a dry run writes nothing");
+
+    let mut real = vec!["run", arg(&exp), "--out", arg(&out), "--no-cache", "--launcher", "slurm"];
+    real.extend(one);
+    let o = run(&real);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("launcher slurm submits a sweep's points;"), "{}", text(&o));
+    assert!(out.join("summary.json").is_file(), "{}", text(&o));
+}

@@ -73,6 +73,24 @@ pub fn run(args: RunArgs, plugins: &[PathBuf]) -> anyhow::Result<()> {
             dry_run: args.dry_run,
         };
         return super::sweep::run_sweep(&request, &runs);
+    } else {
+        // Launchers place a sweep's points; one run is this process's own, wherever the experiment asks to launch.
+        let slurm = matches!(args.launcher, Some(LauncherArg::Slurm))
+            || (args.launcher.is_none() && runs[0].experiment.launcher == Some(experiment::Launcher::Slurm));
+        if args.dry_run {
+            println!(
+                "# dry run: {} is one run (no sweep), which would run here into {}",
+                args.experiment.display(),
+                base.display()
+            );
+            return Ok(());
+        }
+        if slurm {
+            tracing::warn!(
+                "launcher slurm submits a sweep's points; {} is one run (no `sweep:`), so it runs here, in this process",
+                args.experiment.display()
+            );
+        }
     }
     // One run here (a sweep's launcher keeps its own handler, which forwards SIGTERM to the points).
     catch_stop_signals();
