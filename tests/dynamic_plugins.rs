@@ -31,6 +31,14 @@ fn example_library() -> &'static Path {
         if dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
+        // The features of this test run too: built without them, relab-core would be compiled anew with other
+        // features and written over the librelab_core.so this run's test binaries load.
+        for feature in [cfg!(feature = "wgpu").then_some("relab/wgpu"), cfg!(feature = "cuda").then_some("relab/cuda")]
+            .into_iter()
+            .flatten()
+        {
+            cmd.args(["--features", feature]);
+        }
         let out = cmd.output().expect("cargo runs");
         assert!(out.status.success(), "building the example plugin failed:\n{}", text(&out));
         let library = dir.join(format!("librelab_example_rotation.{}", std::env::consts::DLL_EXTENSION));

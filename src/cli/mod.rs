@@ -4,6 +4,7 @@ mod bench;
 mod bench_digest;
 mod bench_propagate;
 mod data;
+mod device;
 mod new;
 mod plugins;
 mod report;
@@ -50,6 +51,8 @@ enum Command {
     /// Datasets on this machine.
     #[command(subcommand)]
     Data(data::DataCommand),
+    /// The backends this build has, the GPU adapters wgpu sees, and what `backend: auto` picks and why.
+    Device(device::DeviceArgs),
     /// Benchmarks (figures, not tests): `relab bench train --model wrn28_2 --batch 64`,
     /// `relab bench propagate --features F.npy --labels L.npy --seeds S.npy`.
     #[command(subcommand)]
@@ -98,6 +101,7 @@ where
         Command::Validate(args) => validate::validate(args, &cli.plugins),
         Command::Plugins(cmd) => plugins::plugins(cmd, &cli.plugins),
         Command::Data(cmd) => data::data(cmd),
+        Command::Device(args) => device::device(args),
         Command::Report { runs } => report::report(&runs),
         Command::Bench(cmd) => bench::bench(cmd),
         Command::New(args) => new::new(args),

@@ -24,6 +24,12 @@ pub fn validate(args: ValidateArgs, plugins: &[PathBuf]) -> anyhow::Result<()> {
     for file in &args.files {
         match experiment::load(file, &args.set, &registry) {
             Ok(runs) => {
+                // A backend this build lacks fails here rather than when the run starts.
+                if let Err(e) = relab_core::device::compiled(runs[0].experiment.backend) {
+                    failed += 1;
+                    eprintln!("{}: backend: {e}", file.display());
+                    continue;
+                }
                 let dataset = &runs[0].experiment.dataset;
                 let data_note = match data::locate::locate(&dataset.name, dataset.root.as_deref()) {
                     Ok(found) => format!("dataset {} at {}", dataset.name, found.dir().display()),
