@@ -243,9 +243,17 @@ fn sigterm_stops_every_point_and_resume_finishes_the_sweep() {
     let status = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(status.ends_with("0 running, 2 failed, 2 not started\n"), "{status}");
 
+    // `resubmit --failed` redoes the two stopped points only; the sweep's --resume then runs the two never started.
+    let o = run(&["resubmit", arg(&sweep), "--failed", "--jobs", "2"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("resubmitting 2 failed point(s)"), "{}", text(&o));
+    let o = run(&["status", arg(&sweep)]);
+    let status = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(status.ends_with("2 done, 0 running, 0 failed, 2 not started\n"), "{status}");
+
     let o = run(&["run", arg(&exp), "--out", arg(&sweep), "--no-cache", "--jobs", "2", "--resume"]);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("--resume: 4 of 4 points to finish"), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("--resume: 2 of 4 points to finish"), "{}", text(&o));
     let o = run(&["status", arg(&sweep)]);
     assert!(String::from_utf8_lossy(&o.stdout).ends_with("4 points: 4 done, 0 running, 0 failed, 0 not started\n"));
 }

@@ -79,6 +79,9 @@ enum Command {
         /// Points run at once.
         #[arg(long, default_value_t = 1, value_name = "N")]
         jobs: usize,
+        /// Only the points that failed, not those that never started.
+        #[arg(long)]
+        failed: bool,
     },
 }
 
@@ -106,7 +109,7 @@ where
         Command::Bench(cmd) => bench::bench(cmd),
         Command::New(args) => new::new(args),
         Command::Status { sweep_dir } => sweep::status::status(&sweep_dir),
-        Command::Resubmit { sweep_dir, jobs } => sweep::resubmit(&sweep_dir, jobs),
+        Command::Resubmit { sweep_dir, jobs, failed } => sweep::resubmit(&sweep_dir, jobs, failed),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -73,15 +73,17 @@ fn finish(dir: &Path, manifest: &Manifest, todo: &[&Point], jobs: usize, resume:
 
 /// `relab resubmit SWEEP_DIR`: the points of the manifest that failed or never started, resumed from their
 /// checkpoints by the sweep's own launcher; refused while any point runs.
-pub fn resubmit(dir: &Path, jobs: usize) -> anyhow::Result<()> {
+/// `only_failed` leaves the points that never started to the sweep's own resumption (`relab run EXP --resume`).
+pub fn resubmit(dir: &Path, jobs: usize, only_failed: bool) -> anyhow::Result<()> {
     let manifest = Manifest::read(dir)?;
     let _folder = RunFolder::claim(dir)?;
     let states: Vec<PointState> = manifest.points.iter().map(|p| PointState::of(dir, p)).collect();
     let running = states.iter().filter(|&&s| s == PointState::Running).count();
     anyhow::ensure!(running == 0, "{running} point(s) of {} are still running; wait for them first", dir.display());
-    let todo: Vec<&Point> =
-        manifest.points.iter().zip(&states).filter(|(_, s)| **s != PointState::Done).map(|(p, _)| p).collect();
-    println!("resubmitting {} unfinished point(s) of {}", todo.len(), dir.display());
+    let wanted = |s: PointState| if only_failed { s == PointState::Failed } else { s != PointState::Done };
+    let todo: Vec<&Point> = manifest.points.iter().zip(&states).filter(|(_, s)| wanted(**s)).map(|(p, _)| p).collect();
+    let which = if only_failed { "failed" } else { "unfinished" };
+    println!("resubmitting {} {which} point(s) of {}", todo.len(), dir.display());
     if todo.is_empty() {
         return Ok(());
     }
