@@ -331,7 +331,7 @@ fn supervised_resumed_on_wgpu_matches_the_cpu() {
 #[test]
 fn pseudo_label_resumed_on_wgpu_matches_the_cpu() {
     check_learner::<relab_plugin_pseudo_label::PseudoLabel>(
-        "{backbone: wrn10_2, warmup: {epochs: 1, batch_size: 6}, epochs: 1, batch_size: 6, eval_batch_size: 12}",
+        "{backbone: wrn10_2, warmup: {epochs: 1, batch_size: 6}, epochs: 1, batch_size: 6, labeled_per_batch: 3, eval_batch_size: 12}",
         6,
     );
 }
