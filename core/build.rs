@@ -13,10 +13,11 @@ fn main() {
     println!("cargo:rerun-if-changed=Cargo.toml");
     println!("cargo:rerun-if-changed=build.rs");
     let env = |k: &str| std::env::var(k).unwrap_or_default();
-    let features: Vec<&str> = ["wgpu", "cuda"]
+    let features: Vec<&str> = ["wgpu", "wgpu-untuned", "cuda"]
         .into_iter()
-        .filter(|f| std::env::var_os(format!("CARGO_FEATURE_{}", f.to_uppercase())).is_some())
+        .filter(|f| std::env::var_os(format!("CARGO_FEATURE_{}", f.to_uppercase().replace('-', "_"))).is_some())
         .collect();
+    wgpu_backend_cfg();
     let stamp = format!(
         "relab-core {} (source {}); rustc {}; burn {}; target {}; features [{}]; debug-assertions {}",
         env("CARGO_PKG_VERSION"),
@@ -28,6 +29,15 @@ fn main() {
         if env("CARGO_CFG_DEBUG_ASSERTIONS").is_empty() { "off" } else { "on" },
     );
     println!("cargo:rustc-env=RELAB_ABI_STAMP={stamp}");
+}
+
+/// `cfg(wgpu_backend)`: whether this build has the wgpu backend at all, tuned (`wgpu`) or not (`wgpu-untuned`,
+/// which `wgpu` includes).
+fn wgpu_backend_cfg() {
+    println!("cargo::rustc-check-cfg=cfg(wgpu_backend)");
+    if std::env::var_os("CARGO_FEATURE_WGPU_UNTUNED").is_some() {
+        println!("cargo::rustc-cfg=wgpu_backend");
+    }
 }
 
 /// `1.95.0 (59807616e 2026-04-10)`: `rustc -V` without the program name.

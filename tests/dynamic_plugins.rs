@@ -33,10 +33,12 @@ fn example_library() -> &'static Path {
         }
         // The features of this test run too: built without them, relab-core would be compiled anew with other
         // features and written over the librelab_core.so this run's test binaries load.
-        for feature in [cfg!(feature = "wgpu").then_some("relab/wgpu"), cfg!(feature = "cuda").then_some("relab/cuda")]
-            .into_iter()
-            .flatten()
-        {
+        let features = [
+            cfg!(feature = "wgpu").then_some("relab/wgpu"),
+            cfg!(feature = "wgpu-untuned").then_some("relab/wgpu-untuned"),
+            cfg!(feature = "cuda").then_some("relab/cuda"),
+        ];
+        for feature in features.into_iter().flatten() {
             cmd.args(["--features", feature]);
         }
         let out = cmd.output().expect("cargo runs");

@@ -62,7 +62,7 @@ pub fn resolve(choice: BackendChoice, index: usize) -> Result<CheckedDevice> {
 /// Whether this build has the backend `choice` names, without touching a device: what `relab validate` checks.
 pub fn compiled(choice: BackendChoice) -> Result<()> {
     match choice {
-        BackendChoice::Wgpu if !cfg!(feature = "wgpu") => wgpu(0).map(drop),
+        BackendChoice::Wgpu if !cfg!(wgpu_backend) => wgpu(0).map(drop),
         BackendChoice::Cuda if !cfg!(feature = "cuda") => cuda(0).map(drop),
         _ => Ok(()),
     }
@@ -71,13 +71,25 @@ pub fn compiled(choice: BackendChoice) -> Result<()> {
 /// The backends this build of relab has, in `auto`'s order of preference reversed: `cpu` always.
 pub fn compiled_backends() -> Vec<&'static str> {
     let mut backends = vec!["cpu"];
-    if cfg!(feature = "wgpu") {
+    if cfg!(wgpu_backend) {
         backends.push("wgpu");
     }
     if cfg!(feature = "cuda") {
         backends.push("cuda");
     }
     backends
+}
+
+/// Which kernels this build's wgpu backend runs; `None` without wgpu. burn's autotuning and kernel fusion come
+/// with the `wgpu` feature; `wgpu-untuned` alone (the lavapipe test build) runs one fixed kernel per op.
+pub fn wgpu_kernels() -> Option<&'static str> {
+    if cfg!(feature = "wgpu") {
+        Some("autotuned and fused (burn's defaults)")
+    } else if cfg!(wgpu_backend) {
+        Some("untuned: burn's fixed kernels, no autotuning, no fusion (the test build; train with `--features wgpu`)")
+    } else {
+        None
+    }
 }
 
 /// What kind of device a wgpu adapter is.
@@ -124,7 +136,7 @@ pub struct Adapter {
 
 /// Whether `auto` takes wgpu given the adapters it sees: only when one of them is a GPU.
 pub fn auto_wgpu(adapters: &[Adapter]) -> std::result::Result<(), String> {
-    if !cfg!(feature = "wgpu") {
+    if !cfg!(wgpu_backend) {
         return Err("wgpu: not in this build (`--features wgpu`)".into());
     }
     if adapters.iter().any(|a| a.kind.is_gpu()) {
@@ -141,7 +153,7 @@ pub fn auto_wgpu(adapters: &[Adapter]) -> std::result::Result<(), String> {
 }
 
 /// The adapters wgpu can see on this machine; none without the `wgpu` feature.
-#[cfg(feature = "wgpu")]
+#[cfg(wgpu_backend)]
 pub fn wgpu_adapters() -> Vec<Adapter> {
     use burn::backend::wgpu::wgpu;
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
@@ -163,13 +175,13 @@ pub fn wgpu_adapters() -> Vec<Adapter> {
         .collect()
 }
 
-#[cfg(not(feature = "wgpu"))]
+#[cfg(not(wgpu_backend))]
 pub fn wgpu_adapters() -> Vec<Adapter> {
     Vec::new()
 }
 
 /// Drives a future that native wgpu resolves without waiting (adapter enumeration) to its value.
-#[cfg(feature = "wgpu")]
+#[cfg(wgpu_backend)]
 fn ready<T>(future: impl std::future::Future<Output = T>) -> T {
     let mut future = std::pin::pin!(future);
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
@@ -187,7 +199,7 @@ fn ready<T>(future: impl std::future::Future<Output = T>) -> T {
 /// `minimal`). Must run before the process's first wgpu operation; `false` when cubecl's configuration was
 /// already read or set (then `CUBECL_AUTOTUNE_LEVEL`, cubecl.toml or the earlier setting holds). The tuning results
 /// still go to cubecl's persistent cache (`target/environment` under the workspace), so a second run reuses them.
-#[cfg(feature = "wgpu")]
+#[cfg(wgpu_backend)]
 pub fn quick_autotune() -> bool {
     use burn::cubecl::config::autotune::{AutotuneLevel, BenchConfig};
     use burn::cubecl::config::{CubeClRuntimeConfig, RuntimeConfig};
@@ -197,14 +209,14 @@ pub fn quick_autotune() -> bool {
     CubeClRuntimeConfig::try_set(config)
 }
 
-#[cfg(feature = "wgpu")]
+#[cfg(wgpu_backend)]
 fn wgpu(index: usize) -> Result<CheckedDevice> {
     let kind =
         if index == 0 { burn::tensor::DeviceKind::DefaultDevice } else { burn::tensor::DeviceKind::DiscreteGpu(index) };
     check("wgpu", Device::wgpu(kind))
 }
 
-#[cfg(not(feature = "wgpu"))]
+#[cfg(not(wgpu_backend))]
 fn wgpu(_index: usize) -> Result<CheckedDevice> {
     Err(Error::Backend(
         "wgpu was asked for, but this relab was built without it; rebuild with `cargo build --release --features wgpu`"
@@ -265,14 +277,14 @@ mod tests {
         assert!(e.contains("--features cuda"), "{e}");
     }
 
-    #[cfg(not(feature = "wgpu"))]
+    #[cfg(not(wgpu_backend))]
     #[test]
     fn wgpu_without_the_feature_is_a_clear_error() {
         let e = resolve(BackendChoice::Wgpu, 0).unwrap_err().to_string();
         assert!(e.contains("--features wgpu"), "{e}");
     }
 
-    #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
+    #[cfg(not(any(feature = "cuda", wgpu_backend)))]
     #[test]
     fn auto_falls_back_to_a_checked_cpu() {
         assert_eq!(resolve(BackendChoice::Auto, 0).unwrap().backend, "cpu");
@@ -282,7 +294,7 @@ mod tests {
         Adapter { name: name.into(), kind, driver: String::new(), api: "Vulkan".into() }
     }
 
-    #[cfg(feature = "wgpu")]
+    #[cfg(wgpu_backend)]
     #[test]
     fn auto_takes_wgpu_for_a_gpu_but_not_for_lavapipe_alone() {
         let lavapipe = adapter("llvmpipe (LLVM 15.0.6, 256 bits)", AdapterKind::Cpu);
@@ -294,14 +306,14 @@ mod tests {
         assert!(auto_wgpu(&[]).unwrap_err().contains("no adapter"));
     }
 
-    #[cfg(not(feature = "wgpu"))]
+    #[cfg(not(wgpu_backend))]
     #[test]
     fn a_backend_not_compiled_in_fails_validation() {
         assert!(compiled(BackendChoice::Wgpu).unwrap_err().to_string().contains("--features wgpu"));
         assert!(compiled(BackendChoice::Cpu).is_ok() && compiled(BackendChoice::Auto).is_ok());
     }
 
-    #[cfg(not(feature = "wgpu"))]
+    #[cfg(not(wgpu_backend))]
     #[test]
     fn auto_never_takes_wgpu_without_the_feature() {
         let gpu = adapter("NVIDIA H100", AdapterKind::DiscreteGpu);

@@ -19,12 +19,19 @@ pub fn device(args: DeviceArgs) -> anyhow::Result<()> {
         Err(e) => ("none".to_string(), e.to_string()),
     };
     if args.json {
-        let report = json!({ "backends": backends, "wgpu_adapters": adapters, "auto": pick, "auto_reason": why });
+        let report = json!({
+            "backends": backends,
+            "wgpu_kernels": device::wgpu_kernels(),
+            "wgpu_adapters": adapters,
+            "auto": pick,
+            "auto_reason": why,
+        });
         println!("{report}");
         return Ok(());
     }
     println!("backends in this build: {}", backends.join(", "));
-    if backends.contains(&"wgpu") {
+    if let Some(kernels) = device::wgpu_kernels() {
+        println!("wgpu kernels: {kernels}");
         if adapters.is_empty() {
             println!(
                 "wgpu adapters: none (no Vulkan driver: apt-get install libvulkan1 mesa-vulkan-drivers, or a GPU driver)"
