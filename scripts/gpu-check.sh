@@ -5,7 +5,9 @@
 # line of figures at the end (progress goes to stderr).
 #
 #   scripts/gpu-check.sh            # the real check, on a GPU machine
-#   scripts/gpu-check.sh --tiny     # tiny sizes, for a dry run on lavapipe (Mesa's Vulkan on the CPU)
+#   scripts/gpu-check.sh --tiny     # tiny sizes, for a dry run on lavapipe (Mesa's Vulkan on the CPU), built with
+#                                   # `wgpu-untuned` (burn's fixed kernels: lavapipe compiles autotune candidates
+#                                   # and fused kernels too slowly; see docs/backends.md)
 #
 # One build serves everything: the test profile's dependencies are optimised like a release build's (Cargo.toml),
 # so the binary the tests build (target/debug/relab) runs burn and cubecl at full speed, and a second, release
@@ -33,17 +35,16 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
 if [ "$TINY" = 1 ]; then
-  # lavapipe tunes and runs every kernel on the CPU: the smallest network, a couple of images, one timed step.
-  export CUBECL_AUTOTUNE_LEVEL=minimal
-  MODELS="wrn10_2"; BATCH=2; STEPS=1; WARMUP=0; MAIN_CAP=60
+  # lavapipe compiles and runs every kernel on the CPU: the smallest network, a couple of images, one timed step.
+  FEATURES=wgpu-untuned; MODELS="wrn10_2"; BATCH=2; STEPS=1; WARMUP=0; MAIN_CAP=120
 else
-  MODELS="wrn28_2 resnet18"; BATCH=64; STEPS=10; WARMUP=3; MAIN_CAP=300
+  FEATURES=wgpu; MODELS="wrn28_2 resnet18"; BATCH=64; STEPS=10; WARMUP=3; MAIN_CAP=300
 fi
 
-log "build (cargo test --features wgpu --no-run, and the binary)"
+log "build (cargo test --features $FEATURES --no-run, and the binary)"
 t=$(now)
-cargo build --features wgpu >&2
-cargo test --features wgpu --test wgpu_backend --no-run >&2
+cargo build --features "$FEATURES" >&2
+cargo test --features "$FEATURES" --test wgpu_backend --no-run >&2
 BUILD_S=$(since "$t")
 RELAB=target/debug/relab
 
@@ -53,7 +54,7 @@ log "relab device"
 
 log "the wgpu suite"
 t=$(now)
-if cargo test --features wgpu --test wgpu_backend >&2; then SUITE=pass; else SUITE=fail; fi
+if cargo test --features "$FEATURES" --test wgpu_backend >&2; then SUITE=pass; else SUITE=fail; fi
 SUITE_S=$(since "$t")
 
 : > "$WORK/bench.jsonl"
@@ -115,7 +116,7 @@ for path in glob.glob(f"{w}/main/*/summary.json"):
     stages[stage] = {k: v for k, v in s.items() if k.endswith("seconds") or k in ("test_accuracy", "accuracy")}
 device = json.load(open(f"{w}/device.json"))
 print(json.dumps({
-    "tiny": os.environ["TINY"] == "1",
+    "tiny": os.environ["TINY"] == "1", "wgpu_kernels": device.get("wgpu_kernels"),
     "adapters": device["wgpu_adapters"], "auto": device["auto"],
     "build_seconds": float(os.environ["BUILD_S"]),
     "wgpu_suite": os.environ["SUITE"], "wgpu_suite_seconds": float(os.environ["SUITE_S"]),

@@ -270,7 +270,11 @@ fn resumed_on_both<T>(
         Ok(_) => panic!("the stage finished without a second checkpoint: give it two epochs"),
     }
     drop(ctx);
-    if first == Checkpointed::OnCpu { copy_dir(&on_cpu, &on_gpu) } else { copy_dir(&on_gpu, &on_cpu) }
+    if first == Checkpointed::OnCpu {
+        copy_dir(&on_cpu, &on_gpu)
+    } else {
+        copy_dir(&on_gpu, &on_cpu)
+    }
     let before = tensors(&on_cpu);
     let run = |dir: &PathBuf, device: &Device| {
         let mut ctx = context(dir, kind, device, true);
@@ -295,13 +299,7 @@ fn copy_dir(from: &Path, to: &Path) {
 /// The resumed epochs' losses (and every other number they logged) agree to [`REL`], and every tensor's change
 /// since the checkpoint agrees to `rel` (a tensor the checkpoint lacked, such as the final weights, is compared
 /// whole).
-fn assert_same_training<T>(
-    gpu: &Left<T>,
-    cpu: &Left<T>,
-    before: &BTreeMap<String, Vec<f32>>,
-    rel: f32,
-    what: &str,
-) {
+fn assert_same_training<T>(gpu: &Left<T>, cpu: &Left<T>, before: &BTreeMap<String, Vec<f32>>, rel: f32, what: &str) {
     assert_eq!(gpu.metrics.len(), cpu.metrics.len(), "{what}: other epochs logged");
     assert!(!cpu.metrics.is_empty(), "{what}: nothing logged");
     for (g, c) in gpu.metrics.iter().zip(&cpu.metrics) {
@@ -526,5 +524,85 @@ fn auto_does_not_take_a_software_adapter() {
         assert_eq!(auto.backend, "wgpu", "a real GPU is there: {adapters:?}");
     } else {
         assert_eq!(auto.backend, "cpu", "only software adapters: {adapters:?}");
+    }
+}
+
+// --- the whole pipeline -----------------------------------------------------------------------------------------
+
+/// The main job cut to a few steps per stage on a 300-image prefix (the sizes of `scripts/gpu-check.sh --tiny`).
+const TINY_MAIN_JOB: &[&str] = &[
+    "dataset.train_limit=300",
+    "dataset.test_limit=100",
+    "stages.pretrain.epochs=1",
+    "stages.pretrain.images_per_epoch=128",
+    "stages.pretrain.schedule.milestones=[1]",
+    "stages.pretrain.monitor_every=1",
+    "stages.propagate.k=10",
+    "stages.select.sample=100",
+    "stages.select.epochs=1",
+    "stages.select.track_epochs=1",
+    "stages.select.per_class=2",
+    "stages.train.warmup.epochs=1",
+    "stages.train.warmup.schedule.milestones=[1]",
+    "stages.train.epochs=1",
+    "stages.train.repropagate_after=[]",
+    "stages.train.unlabeled_per_epoch=100",
+    "stages.train.schedule.milestones=[1]",
+    "stages.train.swa.start=0",
+    "stages.train.eval_every=1",
+];
+
+/// `experiments/fashion-mnist-40.yaml`, shortened, run with `relab run` on the CPU and on wgpu from the same seed:
+/// iMix, features, diffusion with its kNN on the device, small-loss and pseudo-label, each handing its artifacts to
+/// the next on the run's backend. Both start from the same weights (every module is drawn on the CPU), so they
+/// differ only by rounding, which grows over the stages' steps and can flip a near tie of the diffusion: measured
+/// on lavapipe, features within 6e-4 of their largest magnitude, 299 of 300 propagated labels the same, the same
+/// 20 selected samples, every accuracy the same. Held here: features within 1e-2, 98 % of the labels, every
+/// accuracy within 2 points (2 of the 100 test images). Before the weights were drawn on the CPU the two runs
+/// started from different random weights and their features differed by 1.9 (of 1.1).
+#[test]
+#[ignore = "about a minute on lavapipe (two with a cold shader cache); CI runs it with `-- --ignored`"]
+fn the_main_job_on_wgpu_agrees_with_the_cpu() {
+    assert!(
+        Path::new("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").exists()
+            || std::env::var_os("RELAB_DATA").is_some(),
+        "this test needs Fashion-MNIST: apt-get install dataset-fashion-mnist (or set RELAB_DATA)"
+    );
+    let _turn = take_turn();
+    gpu();
+    let tmp = tempfile::tempdir().unwrap();
+    let experiment = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/fashion-mnist-40.yaml");
+    let run = |backend: &str| {
+        let out = tmp.path().join(backend);
+        let backend = format!("backend={backend}");
+        let mut args = vec!["relab", "run", experiment.to_str().unwrap(), "--out", out.to_str().unwrap(), "--no-cache"];
+        for set in TINY_MAIN_JOB.iter().copied().chain([backend.as_str()]) {
+            args.extend(["--set", set]);
+        }
+        let code = relab::cli::main(args.iter().copied());
+        assert_eq!(code, std::process::ExitCode::SUCCESS, "{}", args.join(" "));
+        out
+    };
+    let (on_cpu, on_gpu) = (run("cpu"), run("wgpu"));
+    let npy = relab_core::artifact::npy::read_i64;
+    let (cpu_labels, gpu_labels) =
+        (npy(&on_cpu.join("propagate/labels.npy")).unwrap().1, npy(&on_gpu.join("propagate/labels.npy")).unwrap().1);
+    assert_eq!(cpu_labels.len(), gpu_labels.len());
+    let same = cpu_labels.iter().zip(&gpu_labels).filter(|(a, b)| a == b).count();
+    assert!(same * 100 >= cpu_labels.len() * 98, "{same} of {} propagated labels agree", cpu_labels.len());
+    let features = |dir: &Path| relab_core::artifact::npy::read_f32(&dir.join("features/features.npy")).unwrap();
+    let ((cpu_shape, cpu_features), (gpu_shape, gpu_features)) = (features(&on_cpu), features(&on_gpu));
+    assert_eq!(cpu_shape, gpu_shape, "feature shape");
+    assert_close(&gpu_features, &cpu_features, 1e-2, "the main job's features");
+    let summary =
+        |dir: &Path| -> Value { serde_json::from_str(&fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap() };
+    let (cpu_summary, gpu_summary) = (summary(&on_cpu), summary(&on_gpu));
+    for key in
+        ["/knn_accuracy", "/propagation_accuracy", "/subset_precision", "/test_accuracy/last", "/test_accuracy/best"]
+    {
+        let (c, g) =
+            (cpu_summary.pointer(key).and_then(Value::as_f64), gpu_summary.pointer(key).and_then(Value::as_f64));
+        let (Some(c), Some(g)) = (c, g) else { panic!("summary.json{key}: {c:?} on the CPU, {g:?} on wgpu") };
+        assert!((c - g).abs() <= 0.02 + 1e-9, "summary.json{key}: {g} on wgpu against {c} on the CPU");
     }
 }

@@ -139,13 +139,17 @@ impl StageContext {
         }
     }
 
-    /// Builds a module (`|| config.init(&device)`) whose initial weights depend only on the experiment's seed, the
-    /// stage and how many modules the stage built before, whatever other threads of the process draw meanwhile
-    /// (see [`crate::nn::seeded`]). The first construction of a stage is seeded with the stage's seed itself.
-    pub fn init<T>(&mut self, build: impl FnOnce() -> T) -> T {
+    /// Builds a module for `device` (`ctx.init(&device, |d| config.init(d))`) whose initial weights depend only on
+    /// the experiment's seed, the stage and how many modules the stage built before, whatever other threads of the
+    /// process draw meanwhile (see [`crate::nn::seeded`]), and not on the backend: every backend has its own random
+    /// generator, so the module is drawn on the CPU and moved to `device`, and a run on a GPU starts from the weights
+    /// the same run on the CPU starts from. The first construction of a stage is seeded with the stage's seed itself.
+    pub fn init<T: burn::module::Module>(&mut self, device: &Device, build: impl FnOnce(&Device) -> T) -> T {
         let seed = stage_seed(self.seed, self.stage) ^ self.inits.wrapping_mul(0xD1B5_4A32_D192_ED03);
         self.inits += 1;
-        crate::nn::seeded(&self.device, seed, build)
+        let cpu = if device.is_autodiff() { Device::flex().autodiff() } else { Device::flex() };
+        let module = crate::nn::seeded(&cpu, seed, || build(&cpu));
+        if *device == cpu { module } else { module.fork(device) }
     }
 
     /// Stops the stage with an error right after its `n`-th checkpoint, the way a kill would (a test hook for

@@ -647,7 +647,7 @@ mod tests {
         let mut recipe = Linear3 { device: device.clone(), seen: (0, 0.0) };
         let result = (|| {
             let mut fit = Fit::start(&mut ctx)?;
-            let fresh = ctx.init(|| LinearConfig::new(64, 3).init(&device));
+            let fresh = ctx.init(&device, |d| LinearConfig::new(64, 3).init(d));
             let model = fit.model(fresh, Ok)?;
             let sgd = SgdSettings { momentum: 0.9, ..SgdSettings::default() };
             let run = Run::new(&data, model, Optimiser::sgd(&sgd), 3, 4, &LrSchedule::constant(0.1)).ema(0.5);

@@ -57,7 +57,7 @@ impl SemiSupervisedLearner for FixMatch {
         let labels = checked_labels(data, labeled)?;
         let device = ctx.device.clone().autodiff();
         let config = BackboneConfig::new(p.backbone, data.train.channels, data.num_classes);
-        let fresh = ctx.init(|| config.init(&device));
+        let fresh = ctx.init(&device, |d| config.init(d));
         let mut fit = Fit::start(ctx)?;
         let model = fit.model(fresh, |m| initial_weights(&p.init, encoder, m, &config, &device))?;
         let layout = Layout { labeled: p.labeled_batch_size, unlabeled: p.unlabeled_batch_size() };

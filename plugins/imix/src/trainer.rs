@@ -95,7 +95,7 @@ impl SslMethod for Imix {
             p.projection_dim,
         );
         let device = ctx.device.clone().autodiff();
-        let fresh = ctx.init(|| spec.init(&device));
+        let fresh = ctx.init(&device, |d| spec.init(d));
         let mut fit = Fit::start(ctx)?;
         let net = fit.model(fresh, Ok)?;
         let record = EncoderRecord {

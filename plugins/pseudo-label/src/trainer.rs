@@ -76,7 +76,7 @@ impl SemiSupervisedLearner for PseudoLabel {
         };
         let device = ctx.device.clone().autodiff();
         let config = BackboneConfig::new(p.backbone, data.train.channels, data.num_classes);
-        let fresh = ctx.init(|| config.init(&device));
+        let fresh = ctx.init(&device, |d| config.init(d));
         let mut fit = Fit::start(ctx)?;
         let mut model = fit.model(fresh, |m| initial_weights(&p.init, encoder, m, &config, &device))?;
         if p.freeze {

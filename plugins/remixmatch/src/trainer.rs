@@ -59,7 +59,7 @@ impl SemiSupervisedLearner for RemixMatch {
         let labels = labels_by_index(data, labeled)?;
         let device = ctx.device.clone().autodiff();
         let config = BackboneConfig::new(p.backbone, data.train.channels, data.num_classes);
-        let fresh = ctx.init(|| RemixNet::new(&config, &device));
+        let fresh = ctx.init(&device, |d| RemixNet::new(&config, d));
         let mut fit = Fit::start(ctx)?;
         let model = fit.model(fresh, |m| {
             let backbone = initial_weights(&p.init, encoder, m.backbone, &config, &device)?;

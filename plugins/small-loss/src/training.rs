@@ -47,7 +47,7 @@ pub fn track_losses(
 ) -> Result<TrackedLosses> {
     let device = ctx.device.clone().autodiff();
     let config = BackboneConfig::new(p.backbone, data.train.channels, data.num_classes);
-    let fresh: Backbone = ctx.init(|| config.init(&device));
+    let fresh: Backbone = ctx.init(&device, |d| config.init(d));
     let mut fit = Fit::start(ctx)?;
     let model = fit.model(fresh, Ok)?;
     // A resumed stage takes its pool from the checkpoint; drawing one would move the restored RNG.

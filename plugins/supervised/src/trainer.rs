@@ -47,7 +47,7 @@ impl SemiSupervisedLearner for Supervised {
         }
         let device = ctx.device.clone().autodiff();
         let config = BackboneConfig::new(p.backbone, data.train.channels, data.num_classes);
-        let fresh = ctx.init(|| config.init(&device));
+        let fresh = ctx.init(&device, |d| config.init(d));
         let mut fit = Fit::start(ctx)?;
         let model = fit.model(fresh, |m| initial_weights(&p.init, encoder, m, &config, &device))?;
         let run = Run::new(data, model, Optimiser::sgd(&p.optimizer), p.epochs, p.batch_size, &p.schedule)

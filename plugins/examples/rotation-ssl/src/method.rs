@@ -69,7 +69,7 @@ impl SslMethod for RotationPrediction {
         let config = BackboneConfig::new(p.backbone, data.train.channels, data.num_classes);
         let head = RotationHeadConfig::new(config.feature_dim());
         let device = ctx.device.clone().autodiff();
-        let fresh = ctx.init(|| RotNet { backbone: config.init(&device), head: head.init(&device) });
+        let fresh = ctx.init(&device, |d| RotNet { backbone: config.init(d), head: head.init(d) });
         let mut fit = Fit::start(ctx)?;
         let net = fit.model(fresh, Ok)?;
         let run = Run::new(data, net, Optimiser::sgd(&p.optimizer), p.epochs, p.batch_size, &p.schedule)

@@ -89,7 +89,7 @@ impl SemiSupervisedLearner for EntropyMin {
         }
         let device = ctx.device.clone().autodiff();
         let config = BackboneConfig::new(p.backbone, data.train.channels, data.num_classes);
-        let fresh = ctx.init(|| config.init(&device));
+        let fresh = ctx.init(&device, |d| config.init(d));
         let mut fit = Fit::start(ctx)?;
         let model = fit.model(fresh, Ok)?;
         let batch_size = p.labeled_per_batch + p.unlabeled_per_batch;
