@@ -148,7 +148,9 @@ impl StageContext {
         let seed = stage_seed(self.seed, self.stage) ^ self.inits.wrapping_mul(0xD1B5_4A32_D192_ED03);
         self.inits += 1;
         let cpu = if device.is_autodiff() { Device::flex().autodiff() } else { Device::flex() };
-        let module = crate::nn::seeded(&cpu, seed, || build(&cpu));
+        // Drawn now, under the lock: burn draws lazily, at first use, which could come after another thread
+        // reseeded the generator, and on the device the module was moved to.
+        let module = crate::nn::seeded(&cpu, seed, || crate::nn::init::materialise(build(&cpu)));
         if *device == cpu { module } else { module.fork(device) }
     }
 
