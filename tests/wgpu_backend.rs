@@ -527,6 +527,27 @@ fn auto_does_not_take_a_software_adapter() {
     }
 }
 
+/// `relab bench train --backend wgpu` trains on wgpu and says so in its JSON line, with its images/s.
+#[test]
+fn bench_train_runs_on_wgpu() {
+    let _turn = take_turn();
+    gpu();
+    let args =
+        ["bench", "train", "--backend", "wgpu", "--model", "wrn10_2", "--batch", "2", "--steps", "1", "--warmup", "0"];
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_relab"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("relab runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "relab {}: {text}{}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    let result: Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(result["backend"], "wgpu", "{result}");
+    assert_eq!(result["model"], "wrn10_2", "{result}");
+    let rate = result["images_per_second"].as_f64().unwrap_or_default();
+    assert!(rate > 0.0 && rate.is_finite(), "{result}");
+}
+
 // --- the whole pipeline -----------------------------------------------------------------------------------------
 
 /// The main job cut to a few steps per stage on a 300-image prefix (the sizes of `scripts/gpu-check.sh --tiny`).
