@@ -20,9 +20,10 @@ fn device_lists_the_backends_and_says_what_auto_picks() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
     let backends: Vec<&str> = report["backends"].as_array().unwrap().iter().map(|b| b.as_str().unwrap()).collect();
     assert_eq!(backends[0], "cpu");
-    assert_eq!(backends.contains(&"wgpu"), cfg!(wgpu_backend), "{backends:?}");
+    assert_eq!(backends.contains(&"wgpu"), cfg!(feature = "wgpu-untuned"), "{backends:?}");
+    // `wgpu` includes `wgpu-untuned`: the latter alone means the untuned build.
     let kernels = report["wgpu_kernels"].as_str();
-    match (cfg!(feature = "wgpu"), cfg!(wgpu_backend)) {
+    match (cfg!(feature = "wgpu"), cfg!(feature = "wgpu-untuned")) {
         (true, _) => assert!(kernels.is_some_and(|k| k.starts_with("autotuned")), "{kernels:?}"),
         (false, true) => assert!(kernels.is_some_and(|k| k.starts_with("untuned")), "{kernels:?}"),
         (false, false) => assert_eq!(kernels, None),
@@ -30,7 +31,7 @@ fn device_lists_the_backends_and_says_what_auto_picks() {
     let adapters = report["wgpu_adapters"].as_array().unwrap();
     let auto = report["auto"].as_str().unwrap();
     let reason = report["auto_reason"].as_str().unwrap();
-    if !cfg!(wgpu_backend) {
+    if !cfg!(feature = "wgpu-untuned") {
         assert!(adapters.is_empty());
         assert_eq!(auto, "cpu");
         assert!(reason.contains("--features wgpu"), "{reason}");

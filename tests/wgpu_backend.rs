@@ -17,7 +17,8 @@
 //! Adam is the exception ([`ADAM_REL`]): it divides each gradient by that element's own running RMS, so an element
 //! whose gradients nearly cancel between steps carries its gradient's rounding (bounded by the tensor's largest
 //! gradient, not by its own) into a step of full size.
-#![cfg(wgpu_backend)]
+// `wgpu` includes `wgpu-untuned`: this is "built with either wgpu feature".
+#![cfg(feature = "wgpu-untuned")]
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -37,13 +37,8 @@ impl SslMethod for ImageNetTransfer {
         let weights = p.weights.clone().ok_or_else(|| Error::stage("pretrain", "weights: required"))?;
         // The head (torchvision's `fc` is not loaded) keeps its seeded draw; the file is read outside the lock.
         let device = ctx.device.clone();
-        let mut config = None;
-        let fresh = ctx.init(&device, |d| {
-            let (net, c) = network::resnet50(p.stem, data.num_classes, d);
-            config = Some(c);
-            net
-        });
-        let config = config.expect("init ran the build");
+        let fresh = ctx.init(&device, |d| network::resnet50(p.stem, data.num_classes, d).0);
+        let config = network::resnet50_config(data.num_classes);
         let (backbone, config, ignored) = torchvision::load_resnet50(&weights, (fresh, config))?;
         tracing::info!("ImageNet ResNet-50 loaded from {} ({} tensors ignored)", weights.display(), ignored.len());
         ctx.log(serde_json::json!({ "weights": weights, "ignored": ignored }))?;

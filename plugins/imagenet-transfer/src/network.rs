@@ -21,7 +21,12 @@ pub const HEAD_PREFIX: &str = "linear.";
 /// max-pool only, so both hold the same tensors.
 pub fn resnet50(stem: StemKind, num_classes: usize, device: &Device) -> (Backbone, BackboneConfig) {
     let net = ResNetConfig::resnet50_imagenet(num_classes).with_stem(stem).init(device);
-    (materialise(Backbone::ResNet50ImageNet(net)), BackboneConfig::new(BackboneKind::ResNet50ImageNet, 3, num_classes))
+    (materialise(Backbone::ResNet50ImageNet(net)), resnet50_config(num_classes))
+}
+
+/// The description [`resnet50`]'s network is saved with.
+pub fn resnet50_config(num_classes: usize) -> BackboneConfig {
+    BackboneConfig::new(BackboneKind::ResNet50ImageNet, 3, num_classes)
 }
 
 /// Every tensor of `net` (parameters and batch-norm running statistics) by name, with its shape.
