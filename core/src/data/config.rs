@@ -13,9 +13,13 @@ pub struct DatasetConfig {
     /// Folder holding the dataset's files; else `$RELAB_DATA/<name>`, `~/.cache/relab/<name>` and the Debian path.
     #[serde(default)]
     pub root: Option<PathBuf>,
-    /// Balanced random seed labels: this many per class, drawn under the experiment's seed.
+    /// Balanced random seed labels: this many per class, drawn under the experiment's seed (or `labels_seed`).
     #[serde(default)]
     pub labels_per_class: Option<usize>,
+    /// Draw the `labels_per_class` labelled images under this seed instead of the experiment's, which then seeds
+    /// only the training: sweep it over a fixed `seed` to see how much the draw of the labels alone moves a result.
+    #[serde(default)]
+    pub labels_seed: Option<u64>,
     /// Seed indices from a file instead (`.npy`, i64, indices into the training set).
     #[serde(default)]
     pub seeds: Option<PathBuf>,

@@ -49,6 +49,7 @@ mod tests {
             name: name.into(),
             root: root.map(Path::to_path_buf),
             labels_per_class: Some(2),
+            labels_seed: None,
             seeds: None,
             channels: None,
             pad_to: None,
@@ -101,6 +102,7 @@ mod tests {
             pad_to: Some(32),
             resize: None,
             labels_per_class: Some(10),
+            labels_seed: None,
             ..cfg("fashion-mnist", None)
         };
         let d = load(&c).unwrap();

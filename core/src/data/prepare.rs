@@ -119,6 +119,7 @@ mod tests {
             name: "fashion-mnist".into(),
             root: None,
             labels_per_class: None,
+            labels_seed: None,
             seeds: None,
             channels: None,
             pad_to: None,

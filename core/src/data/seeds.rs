@@ -20,7 +20,8 @@ pub const CIFAR10_BUCKETS: [(u64, [usize; 10]); 3] = [
     (3, [7408, 8148, 9850, 10361, 33949, 36506, 37018, 45044, 46443, 47447]),
 ];
 
-/// The seed set for this experiment, sorted class-major (by label, then index), labels from the ground truth.
+/// The seed set for this experiment, sorted class-major (by label, then index), labels from the ground truth; `seed`
+/// is the experiment's, which `dataset.labels_seed` replaces for the draw.
 pub fn pick_seeds(dataset: &Dataset, cfg: &DatasetConfig, seed: u64) -> Result<LabeledSet> {
     let err = |m: String| Error::stage("seeds", format!("{}: {m}", dataset.name));
     let truth = dataset
@@ -28,6 +29,14 @@ pub fn pick_seeds(dataset: &Dataset, cfg: &DatasetConfig, seed: u64) -> Result<L
         .labels
         .as_deref()
         .ok_or_else(|| err("the training set has no ground-truth labels to draw seeds from".into()))?;
+    if cfg.seeds.is_some() && cfg.labels_seed.is_some() {
+        return Err(err(
+            "`dataset.labels_seed` seeds the balanced draw of `labels_per_class`, but `dataset.seeds` lists the \
+             labelled images itself; drop one"
+                .into(),
+        ));
+    }
+    let seed = cfg.labels_seed.unwrap_or(seed);
     let indices = match (&cfg.seeds, cfg.labels_per_class) {
         (Some(_), Some(_)) => {
             return Err(err(
@@ -121,6 +130,7 @@ mod tests {
             name: "x".into(),
             root: None,
             labels_per_class: spc,
+            labels_seed: None,
             seeds: seeds.map(Path::to_path_buf),
             channels: None,
             pad_to: None,
@@ -144,6 +154,28 @@ mod tests {
         assert!(keys.windows(2).all(|w| w[0] < w[1]), "class-major, then by index");
         assert_eq!(pick_seeds(&d, &cfg(Some(4), None), 1).unwrap(), a);
         assert_ne!(pick_seeds(&d, &cfg(Some(4), None), 2).unwrap(), a);
+    }
+
+    #[test]
+    fn labels_seed_replaces_the_experiments_seed_in_the_draw_alone() {
+        let d = dataset("fashion-mnist", (0..1000).map(|i| (i * 7 % 10) as u32).collect(), 10);
+        let drawn_under =
+            |labels_seed, seed| pick_seeds(&d, &DatasetConfig { labels_seed, ..cfg(Some(4), None) }, seed).unwrap();
+        // Seed 2's draw taken under experiment seed 5 is seed 2's draw, whatever the experiment's seed.
+        assert_eq!(drawn_under(Some(2), 5), drawn_under(None, 2));
+        assert_eq!(drawn_under(Some(2), 1), drawn_under(Some(2), 5));
+        assert_ne!(drawn_under(Some(3), 5), drawn_under(None, 5));
+        // The buckets of CIFAR-10 with one label per class follow it too.
+        let cifar = dataset("cifar10", (0..50_000).map(|i| (i % 10) as u32).collect(), 10);
+        let s = pick_seeds(&cifar, &DatasetConfig { labels_seed: Some(1), ..cfg(Some(1), None) }, 9).unwrap();
+        let mut ids = s.indices.clone();
+        ids.sort_unstable();
+        assert_eq!(ids, CIFAR10_BUCKETS[0].1.to_vec());
+        // A seed file lists the labelled images itself: a labels seed beside it is refused.
+        let both =
+            DatasetConfig { labels_seed: Some(1), labels_per_class: None, ..cfg(None, Some(Path::new("s.npy"))) };
+        let msg = pick_seeds(&d, &both, 1).unwrap_err().to_string();
+        assert!(msg.contains("labels_seed") && msg.contains("dataset.seeds"), "{msg}");
     }
 
     #[test]

@@ -615,6 +615,16 @@ fn dataset_counts_must_be_positive() {
 }
 
 #[test]
+fn a_labels_seed_needs_a_draw_to_seed() {
+    let e = error("dataset:\n  name: mnist\n  seeds: s.npy\n  labels_seed: 3\n", &[]);
+    assert!(e.starts_with("experiments/x.yaml:4:16: dataset.labels_seed: seeds the balanced draw"), "{e}");
+    let swept =
+        runs("dataset: {name: mnist, labels_per_class: 4}\nseed: 2\nsweep:\n  dataset.labels_seed: [1, 2]\n", &[]);
+    let draws: Vec<_> = swept.unwrap().iter().map(|r| (r.experiment.seed, r.experiment.dataset.labels_seed)).collect();
+    assert_eq!(draws, [(2, Some(1)), (2, Some(2))]);
+}
+
+#[test]
 fn stage_needs_declared_by_the_plugin_are_checked_at_the_key_that_asks() {
     let mnist = "dataset: {name: mnist}\n";
     // init: pretrain without a pretrain stage.

@@ -123,7 +123,7 @@ fn slurm(experiment: &Experiment, origins: &Origins) -> Result<(), ConfigError> 
 }
 
 /// The dataset is one relab knows (whether its files are on this machine is the pipeline's business, and a note of
-/// `relab validate`), and its counts are positive.
+/// `relab validate`), its counts are positive, and a labels seed has a draw to seed.
 fn dataset(experiment: &Experiment, origins: &Origins) -> Result<(), ConfigError> {
     let dataset = &experiment.dataset;
     if !KNOWN_DATASETS.contains(&dataset.name.as_str()) {
@@ -135,6 +135,18 @@ fn dataset(experiment: &Experiment, origins: &Origins) -> Result<(), ConfigError
                 value: dataset.name.clone(),
                 expected: KNOWN_DATASETS.iter().map(|s| s.to_string()).collect(),
                 suggestion: nearest(&dataset.name, KNOWN_DATASETS),
+            },
+        ));
+    }
+    if dataset.seeds.is_some() && dataset.labels_seed.is_some() {
+        let key = path(&["dataset", "labels_seed"]);
+        return Err(ConfigError::new(
+            origins.value_location(&key),
+            tree::dotted(&key),
+            ConfigErrorKind::Invalid {
+                message: "seeds the balanced draw of `labels_per_class`, but `dataset.seeds` lists the labelled \
+                          images itself; drop one"
+                    .into(),
             },
         ));
     }
