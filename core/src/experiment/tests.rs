@@ -415,7 +415,7 @@ fn unknown_top_level_key_with_suggestion_and_position() {
     assert_eq!(
         error(text, &[]),
         "experiments/x.yaml:3:3: dataset.labels_per_clas: unknown key; expected one of name, root, labels_per_class, \
-         seeds, channels, pad_to, resize, train_limit, test_limit; did you mean `labels_per_class`?"
+         labels_seed, seeds, channels, pad_to, resize, train_limit, test_limit; did you mean `labels_per_class`?"
     );
     let text = "dataset: {name: mnist}\nstages:\n  propogate: {plugin: diffusion}\n";
     let e = error(text, &[]);
