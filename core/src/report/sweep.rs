@@ -78,7 +78,8 @@ pub fn write_sweep_report(sweep_dir: &Path, run_dirs: &[PathBuf]) -> Result<Swee
     let _ = writeln!(md, "# Sweep report: {title}\n");
     let _ = writeln!(
         md,
-        "{} finished run(s) in {} group(s); a group is the runs whose configuration differs only by seed.\n",
+        "{} finished run(s) in {} group(s); a group is the runs whose configuration differs only by seed (or by \
+         `dataset.labels_seed`: seed S with the labels drawn under L is S/L).\n",
         runs.len(),
         groups.len()
     );
@@ -132,7 +133,7 @@ fn group(runs: &[Run]) -> Vec<Group<'_>> {
     groups
 }
 
-/// A configuration's leaves as (dotted key, canonical value), without `seed` and `device`.
+/// A configuration's leaves as (dotted key, canonical value), without `seed`, `dataset.labels_seed` and `device`.
 pub(super) fn config_leaves(config: Option<&Yaml>) -> Vec<(String, String)> {
     fn walk(prefix: &str, v: &Yaml, out: &mut Vec<(String, String)>) {
         match v {
@@ -150,7 +151,7 @@ pub(super) fn config_leaves(config: Option<&Yaml>) -> Vec<(String, String)> {
     if let Some(c) = config {
         walk("", c, &mut out);
     }
-    out.retain(|(k, _)| k != "seed" && k != "device");
+    out.retain(|(k, _)| k != "seed" && k != "device" && k != "dataset.labels_seed");
     out
 }
 

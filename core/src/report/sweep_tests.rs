@@ -131,3 +131,23 @@ fn tensorboard_scalars_are_the_numeric_fields_per_stage_at_the_lines_step() {
         ]
     );
 }
+
+#[test]
+fn draws_of_the_labels_are_seeds_too_one_group_named_seed_slash_labels_seed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let mut dirs = Vec::new();
+    for (labels_seed, acc) in [(1, 0.25), (2, 0.5), (3, 0.75)] {
+        let dir = run(root, &format!("d{labels_seed}"), 2, 0.1, acc, &[(1, acc, 1.0)]);
+        let config = fs::read_to_string(dir.join("config.yaml")).unwrap();
+        let config =
+            config.replace("{name: fashion-mnist}", &format!("{{name: fashion-mnist, labels_seed: {labels_seed}}}"));
+        fs::write(dir.join("config.yaml"), config).unwrap();
+        dirs.push(dir);
+    }
+    let report = write_sweep_report(root, &dirs).unwrap();
+    let lines: Vec<&str> = report.table.lines().collect();
+    assert_eq!(lines[2], "| tiny | 3 | 2/1 2/2 2/3 | 50.00 ± 25.00 | 2.0 ± 0.0 |", "{}", report.table);
+    let table = super::summary_table(&dirs).unwrap();
+    assert!(table.contains(" 3 ") && table.contains("2/1,2/2,2/3"), "{table}");
+}

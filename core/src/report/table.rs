@@ -27,12 +27,22 @@ pub(super) fn canonical(v: &serde_yaml::Value) -> String {
     }
 }
 
-/// A run's name, seed and grouping key: its `config.yaml` without `seed` and `device`, in canonical form (a run
-/// without a config is a group of its own).
+/// A run's name, seed and grouping key: its `config.yaml` without `seed`, `dataset.labels_seed` and `device`, in
+/// canonical form (a run without a config is a group of its own). The two seeds are both the run's seed: `2/7` is
+/// seed 2 with the labels drawn under 7, so the draws of a `dataset.labels_seed` sweep form one group.
 pub(super) fn identity(dir: &Path, config: Option<serde_yaml::Value>) -> (String, Option<String>, String) {
     match config {
         Some(serde_yaml::Value::Mapping(mut m)) => {
+            let labels_seed = m
+                .get_mut("dataset")
+                .and_then(serde_yaml::Value::as_mapping_mut)
+                .and_then(|d| d.remove("labels_seed"))
+                .filter(|s| !s.is_null());
             let seed = m.remove("seed").map(|s| canonical(&s));
+            let seed = match labels_seed {
+                Some(l) => Some(format!("{}/{}", seed.as_deref().unwrap_or("?"), canonical(&l))),
+                None => seed,
+            };
             m.remove("device");
             let name = m.get("name").and_then(serde_yaml::Value::as_str).map(str::to_string);
             (name.unwrap_or_else(|| dir_name(dir)), seed, canonical(&serde_yaml::Value::Mapping(m)))
@@ -184,7 +194,7 @@ pub fn summary_table(run_dirs: &[PathBuf]) -> Result<String> {
         out.push_str(&line(r));
         out.push('\n');
     }
-    out.push_str("\nmean ± sample std over the runs of a row (runs whose config differs only by seed); accuracies and precisions in %.\n");
+    out.push_str("\nmean ± sample std over the runs of a row (runs whose config differs only by seed, or by dataset.labels_seed: S/L); accuracies and precisions in %.\n");
     for f in footnotes {
         let _ = writeln!(out, "{f}");
     }
