@@ -41,6 +41,10 @@ pub struct DatasetConfig {
     pub test_limit: Option<usize>,
 }
 
+/// Why `dataset.labels_seed` cannot stand beside `dataset.seeds` (said by `relab validate` at the key, and by the run).
+pub const LABELS_SEED_BESIDE_SEEDS: &str =
+    "seeds the balanced draw of `labels_per_class`, but `dataset.seeds` lists the labelled images itself; drop one";
+
 impl DatasetConfig {
     /// The counts that must be positive when given, by key.
     pub fn counts(&self) -> [(&'static str, Option<usize>); 6] {

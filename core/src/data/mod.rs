@@ -23,7 +23,7 @@ mod views;
 pub use crate::formats::{idx, pickle};
 
 pub use check::{CheckFound, DatasetCheck, Outcome as CheckOutcome, check};
-pub use config::DatasetConfig;
+pub use config::{DatasetConfig, LABELS_SEED_BESIDE_SEEDS};
 pub use image_set::{Dataset, ImageSet};
 pub use loader::{Batch, BatchIter, LoaderConfig, for_each_batch, sample_rng};
 pub use locate::KNOWN_DATASETS;

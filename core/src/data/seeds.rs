@@ -8,6 +8,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::DatasetConfig;
+use super::config::LABELS_SEED_BESIDE_SEEDS;
 use super::image_set::Dataset;
 use crate::artifact::{LabeledSet, read_indices};
 use crate::{Error, Result};
@@ -30,11 +31,7 @@ pub fn pick_seeds(dataset: &Dataset, cfg: &DatasetConfig, seed: u64) -> Result<L
         .as_deref()
         .ok_or_else(|| err("the training set has no ground-truth labels to draw seeds from".into()))?;
     if cfg.seeds.is_some() && cfg.labels_seed.is_some() {
-        return Err(err(
-            "`dataset.labels_seed` seeds the balanced draw of `labels_per_class`, but `dataset.seeds` lists the \
-             labelled images itself; drop one"
-                .into(),
-        ));
+        return Err(err(format!("`dataset.labels_seed` {LABELS_SEED_BESIDE_SEEDS}")));
     }
     let seed = cfg.labels_seed.unwrap_or(seed);
     let indices = match (&cfg.seeds, cfg.labels_per_class) {

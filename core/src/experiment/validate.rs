@@ -11,7 +11,7 @@ use super::origin::Origins;
 use super::schema::{Experiment, FeatureSource, PluginStage, SLURM_SIGNALS, Stages};
 use super::tree::{self, KeyPath};
 use crate::component::StageKind;
-use crate::data::KNOWN_DATASETS;
+use crate::data::{KNOWN_DATASETS, LABELS_SEED_BESIDE_SEEDS};
 use crate::registry::{ParamError, Registry, Slot, StageNeed};
 
 /// The typed experiment, once everything in it checks out.
@@ -143,11 +143,7 @@ fn dataset(experiment: &Experiment, origins: &Origins) -> Result<(), ConfigError
         return Err(ConfigError::new(
             origins.value_location(&key),
             tree::dotted(&key),
-            ConfigErrorKind::Invalid {
-                message: "seeds the balanced draw of `labels_per_class`, but `dataset.seeds` lists the labelled \
-                          images itself; drop one"
-                    .into(),
-            },
+            ConfigErrorKind::Invalid { message: LABELS_SEED_BESIDE_SEEDS.into() },
         ));
     }
     let features_pca = experiment.stages.features.as_ref().and_then(|f| f.pca);
