@@ -12,7 +12,7 @@ use super::band::{BandPoint, average, band_svg};
 use super::series::{collect_series, looks_fractional, read_metrics};
 use super::summary::{dir_name, is_fraction, rank, read_config, read_summary};
 use super::svg::file_part;
-use super::table::{canonical, cell, identity, mean_std};
+use super::table::{NOT_GROUPING, canonical, cell, identity, mean_std};
 use super::tensorboard::write_event_file;
 use crate::formats::atomic;
 use crate::{Error, Result};
@@ -133,7 +133,7 @@ fn group(runs: &[Run]) -> Vec<Group<'_>> {
     groups
 }
 
-/// A configuration's leaves as (dotted key, canonical value), without `seed`, `dataset.labels_seed` and `device`.
+/// A configuration's leaves as (dotted key, canonical value), without the keys that do not tell groups apart.
 pub(super) fn config_leaves(config: Option<&Yaml>) -> Vec<(String, String)> {
     fn walk(prefix: &str, v: &Yaml, out: &mut Vec<(String, String)>) {
         match v {
@@ -151,7 +151,7 @@ pub(super) fn config_leaves(config: Option<&Yaml>) -> Vec<(String, String)> {
     if let Some(c) = config {
         walk("", c, &mut out);
     }
-    out.retain(|(k, _)| k != "seed" && k != "device" && k != "dataset.labels_seed");
+    out.retain(|(k, _)| !NOT_GROUPING.contains(&k.as_str()));
     out
 }
 

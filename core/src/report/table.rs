@@ -27,23 +27,30 @@ pub(super) fn canonical(v: &serde_yaml::Value) -> String {
     }
 }
 
-/// A run's name, seed and grouping key: its `config.yaml` without `seed`, `dataset.labels_seed` and `device`, in
-/// canonical form (a run without a config is a group of its own). The two seeds are both the run's seed: `2/7` is
-/// seed 2 with the labels drawn under 7, so the draws of a `dataset.labels_seed` sweep form one group.
+/// The `config.yaml` keys that do not tell groups apart: the seed, the draw of the labels (a seed too) and the
+/// device. `relab report` and the sweep report both leave them out of a group's key.
+pub(super) const NOT_GROUPING: [&str; 3] = ["seed", "dataset.labels_seed", "device"];
+
+/// Removes the value at a dotted key (`dataset.labels_seed`) from a mapping and returns it.
+fn take(m: &mut serde_yaml::Mapping, key: &str) -> Option<serde_yaml::Value> {
+    match key.split_once('.') {
+        None => m.remove(key),
+        Some((head, rest)) => take(m.get_mut(head)?.as_mapping_mut()?, rest),
+    }
+}
+
+/// A run's name, seed and grouping key: its `config.yaml` without the [`NOT_GROUPING`] keys, in canonical form (a
+/// run without a config is a group of its own). The two seeds are both the run's seed: `2/7` is seed 2 with the
+/// labels drawn under 7, so the draws of a `dataset.labels_seed` sweep form one group.
 pub(super) fn identity(dir: &Path, config: Option<serde_yaml::Value>) -> (String, Option<String>, String) {
     match config {
         Some(serde_yaml::Value::Mapping(mut m)) => {
-            let labels_seed = m
-                .get_mut("dataset")
-                .and_then(serde_yaml::Value::as_mapping_mut)
-                .and_then(|d| d.remove("labels_seed"))
-                .filter(|s| !s.is_null());
-            let seed = m.remove("seed").map(|s| canonical(&s));
-            let seed = match labels_seed {
+            let [seed, labels_seed, _device] = NOT_GROUPING.map(|key| take(&mut m, key));
+            let seed = seed.map(|s| canonical(&s));
+            let seed = match labels_seed.filter(|s| !s.is_null()) {
                 Some(l) => Some(format!("{}/{}", seed.as_deref().unwrap_or("?"), canonical(&l))),
                 None => seed,
             };
-            m.remove("device");
             let name = m.get("name").and_then(serde_yaml::Value::as_str).map(str::to_string);
             (name.unwrap_or_else(|| dir_name(dir)), seed, canonical(&serde_yaml::Value::Mapping(m)))
         }
