@@ -133,6 +133,41 @@ fn a_second_run_that_changes_only_select_reuses_the_earlier_stages() {
 }
 
 #[test]
+fn a_stage_with_its_own_resize_sees_the_images_as_read_at_that_size() {
+    require_fashion_mnist();
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let shape =
+        |run: &str, file: &str| relab_core::artifact::npy::read_f32(&tmp.path().join(run).join(file)).unwrap().0;
+    let small = run_in_process(&tmp.path().join("a"), Some(&cache), &["dataset.resize=8"], false, None).unwrap();
+    assert_eq!(shape("a", "pretrain/projection.npy"), [64, 48]);
+    assert_eq!(shape("a", "train/centroids.npy"), [10, 64]);
+
+    // The learner on the 28×28 images as read, not on the 8×8 ones scaled back up; the stages before it unchanged.
+    let overrides = ["dataset.resize=8", "stages.train.resize=28"];
+    let full = run_in_process(&tmp.path().join("b"), Some(&cache), &overrides, false, None).unwrap();
+    let before_train = [StageKind::Pretrain, StageKind::Features, StageKind::Propagate, StageKind::Select];
+    assert_eq!(full.reused, before_train);
+    assert_eq!(shape("b", "train/centroids.npy"), [10, 784]);
+    // Its images are the 28×28 originals: a run that is 28×28 throughout, given b's subset, learns the same centroids.
+    let subset = format!("stages.select.from={}", tmp.path().join("b/select").display());
+    let overrides = [subset.as_str(), "stages.select.plugin=~", "stages.select.per_class=~"];
+    let unresized = run_in_process(&tmp.path().join("c"), None, &overrides, false, None).unwrap();
+    assert_eq!(unresized.summary["test_accuracy"], full.summary["test_accuracy"]);
+    let centroids = |run: &str| fs::read(tmp.path().join(run).join("train/centroids.npy")).unwrap();
+    assert_eq!(centroids("c"), centroids("b"));
+    assert_ne!(full.summary["test_accuracy"], small.summary["test_accuracy"]);
+
+    // A stage asking for the run's own size sees the run's images: the same stage, found in the cache.
+    let overrides = ["dataset.resize=8", "stages.train.resize=8"];
+    let same = run_in_process(&tmp.path().join("d"), Some(&cache), &overrides, false, None).unwrap();
+    assert_eq!(same.reused.len(), 5);
+    assert_eq!(same.summary["test_accuracy"], small.summary["test_accuracy"]);
+    let config = fs::read_to_string(tmp.path().join("d/config.yaml")).unwrap();
+    assert!(config.contains("resize: 8"), "{config}");
+}
+
+#[test]
 fn same_config_and_seed_give_the_same_numbers() {
     require_fashion_mnist();
     let tmp = tempfile::tempdir().unwrap();

@@ -57,6 +57,12 @@ pub fn prepare(mut d: Dataset, cfg: &DatasetConfig) -> Result<Dataset> {
     Ok(d)
 }
 
+/// The dataset with every image, train and test, resized to `size`×`size`: what [`prepare`]'s last step does, for a
+/// stage that asks for another size than the experiment's `dataset.resize`.
+pub fn resized(d: &Dataset, size: usize) -> Dataset {
+    Dataset { train: resize(&d.train, size), test: resize(&d.test, size), ..d.clone() }
+}
+
 /// Every image resized (bilinear, as the `resize` augmentation and Pillow) to `size`×`size`, rounded back to bytes.
 /// The dataset's normalisation statistics are kept: resizing averages neighbouring pixels, which leaves the mean
 /// as it was and the standard deviation close to it.

@@ -180,7 +180,7 @@ impl Stages {
     }
 }
 
-/// A stage run by a plugin, or supplied as a file with `from:`. Every key besides `plugin` and `from` is a
+/// A stage run by a plugin, or supplied as a file with `from:`. Every key besides `plugin`, `from` and `resize` is a
 /// parameter of the plugin, validated by its own parameter struct.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct PluginStage {
@@ -189,6 +189,11 @@ pub struct PluginStage {
     /// The stage's artifact from elsewhere: a stage folder, an `.npy` file, or an original ReLaB `.npz` file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<PathBuf>,
+    /// The images this stage sees, resized to `resize`×`resize` from the dataset as read (after `channels` and
+    /// `pad_to`) instead of to `dataset.resize`: a learner at full resolution beside iMix and propagation at a
+    /// smaller, cheaper size. Only for the stages that read images (`pretrain`, `select`, `train`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resize: Option<usize>,
     #[serde(flatten)]
     pub params: serde_yaml::Mapping,
 }

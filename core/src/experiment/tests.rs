@@ -615,6 +615,37 @@ fn dataset_counts_must_be_positive() {
 }
 
 #[test]
+fn a_stage_resize_is_read_beside_the_plugin_and_checked_where_it_cannot_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "select/stage.json", "");
+    let exp = dir.path().join("x.yaml");
+    let load = |text: &str| load_str(text, &exp, &[], &registry());
+    let shown = exp.display();
+    let head = "dataset: {name: mnist, resize: 16}\nstages:\n";
+
+    // Not a parameter of the learner: the plugin never sees it.
+    let runs = load(&format!("{head}  train: {{plugin: pseudo-label, resize: 28}}\n")).unwrap();
+    let train = runs[0].experiment.stages.train.as_ref().unwrap();
+    assert_eq!(train.resize, Some(28));
+    assert!(train.params.is_empty(), "{:?}", train.params);
+
+    let e = load(&format!("{head}  train: {{plugin: pseudo-label, resize: 0}}\n")).unwrap_err();
+    assert_eq!(e.to_string(), format!("{shown}:3:41: stages.train.resize: must be at least 1, found 0"));
+    let e = load(&format!("{head}  propagate: {{plugin: diffusion, resize: 28}}\n")).unwrap_err();
+    assert!(
+        e.to_string().starts_with(&format!(
+            "{shown}:3:42: stages.propagate.resize: the propagate stage reads features, not images"
+        )),
+        "{e}"
+    );
+    let e = load(&format!("{head}  select: {{from: select, resize: 28}}\n")).unwrap_err();
+    assert!(
+        e.to_string().starts_with(&format!("{shown}:3:34: stages.select.resize: this stage is read from a file")),
+        "{e}"
+    );
+}
+
+#[test]
 fn a_labels_seed_needs_a_draw_to_seed() {
     let e = error("dataset:\n  name: mnist\n  seeds: s.npy\n  labels_seed: 3\n", &[]);
     assert!(e.starts_with("experiments/x.yaml:4:16: dataset.labels_seed: seeds the balanced draw"), "{e}");

@@ -256,13 +256,35 @@ fn positioned(mut at: KeyPath, message: &str, known_keys: Option<&[String]>, ori
 }
 
 /// A stage run by a plugin (or read from a file): exactly one of `plugin` and `from`, the plugin registered for the
-/// slot, and parameters it accepts.
+/// slot, parameters it accepts, and a `resize` of at least 1 only where the stage reads images.
 fn plugin_stage(slot: Slot, stage: &PluginStage, origins: &Origins, registry: &Registry) -> Result<(), ConfigError> {
     let base = path(&["stages", slot.stage()]);
     let at = |key: &str| [base.as_slice(), &[key.to_string()]].concat();
     let source_error = |key: &KeyPath, message: String| {
         ConfigError::new(origins.key_location(key), tree::dotted(&base), ConfigErrorKind::StageSource { message })
     };
+    if let Some(size) = stage.resize {
+        let problem = if slot == Slot::Propagate {
+            Some(
+                "the propagate stage reads features, not images; give `resize` to a stage that reads images \
+                  (pretrain, select, train), or set the size of all of them with `dataset.resize`",
+            )
+        } else if stage.from.is_some() {
+            Some("this stage is read from a file (`from:`), so it sees no images to resize; remove it")
+        } else if size == 0 {
+            Some("must be at least 1, found 0")
+        } else {
+            None
+        };
+        if let Some(message) = problem {
+            let key = at("resize");
+            return Err(ConfigError::new(
+                origins.value_location(&key),
+                tree::dotted(&key),
+                ConfigErrorKind::Invalid { message: message.into() },
+            ));
+        }
+    }
     match (&stage.plugin, &stage.from) {
         (None, None) => {
             let names = registry.names(slot);

@@ -7,6 +7,7 @@ mod propagate;
 mod select;
 mod train;
 
+use std::borrow::Cow;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -19,7 +20,7 @@ use super::run_folder::RunFolder;
 use super::stage_record::{RECORD_FILE, StageRecord};
 use crate::artifact::{Features, LabeledSet};
 use crate::component::{Encoder, MetricsSink, StageContext, StageKind, is_checkpoint_entry};
-use crate::data::{self, Dataset};
+use crate::data::{self, Dataset, DatasetConfig};
 use crate::device::{self, CheckedDevice};
 use crate::experiment::{FeaturesStage, PluginStage, ResolvedRun};
 use crate::formats::{atomic, digest, npy};
@@ -63,7 +64,17 @@ pub fn run(resolved: &ResolvedRun, registry: &Registry, opts: &RunOptions) -> Re
 
     let device = device::resolve(exp.backend, exp.device)?;
     tracing::info!("run {} into {} on {}", exp.name.as_deref().unwrap_or("?"), out.display(), device.backend);
-    let dataset = data::load(&exp.dataset)?;
+    // A stage with a `resize` of its own starts from the images as read, not from the run's resized ones.
+    let as_read = if exp.stages.plugin_stages().any(|(_, stage)| stage.resize.is_some()) {
+        Some(data::load(&DatasetConfig { resize: None, ..exp.dataset.clone() })?)
+    } else {
+        None
+    };
+    let dataset = match (&as_read, exp.dataset.resize) {
+        (Some(read), Some(size)) => data::prepare::resized(read, size),
+        (Some(read), None) => read.clone(),
+        (None, _) => data::load(&exp.dataset)?,
+    };
     tracing::info!(
         "dataset {}: {} train, {} test images of {}×{}×{}, {} classes",
         dataset.name,
@@ -85,6 +96,7 @@ pub fn run(resolved: &ResolvedRun, registry: &Registry, opts: &RunOptions) -> Re
         device,
         seed: exp.seed,
         dataset_hash: hash_dataset(&dataset),
+        as_read,
         summary: Map::new(),
         seconds: Map::new(),
         reused: Vec::new(),
@@ -101,6 +113,8 @@ struct Runner<'a> {
     device: CheckedDevice,
     seed: u64,
     dataset_hash: String,
+    /// The dataset before `dataset.resize`, kept only when a stage has a `resize` of its own.
+    as_read: Option<Dataset>,
     summary: Map<String, Value>,
     seconds: Map<String, Value>,
     reused: Vec<StageKind>,
@@ -109,6 +123,12 @@ struct Runner<'a> {
 /// An artifact with the hash that identifies how it was made.
 struct Hashed<T> {
     value: T,
+    hash: String,
+}
+
+/// The images a plugin stage sees, and the hash its key records for them.
+struct Images<'d> {
+    set: Cow<'d, Dataset>,
     hash: String,
 }
 
@@ -134,7 +154,7 @@ impl Runner<'_> {
         let stages = &resolved.experiment.stages;
         let seeds_hash = hash_json(&json!({ "seeds": seeds.indices, "labels": seeds.labels }));
         let encoder = match &stages.pretrain {
-            Some(stage) => Some(self.pretrain(stage, dataset)?),
+            Some(stage) => Some(self.pretrain(stage, &self.images(stage, dataset))?),
             None => None,
         };
         let features_cfg = match (&stages.features, &stages.propagate) {
@@ -154,7 +174,8 @@ impl Runner<'_> {
         let labeled = match &stages.select {
             Some(stage) => {
                 let upstream = Upstream { encoder: encoder.as_ref(), features: features.as_ref() };
-                Some(self.select(stage, dataset, propagation.as_ref(), seeds, &seeds_hash, upstream)?)
+                let images = self.images(stage, dataset);
+                Some(self.select(stage, &images, propagation.as_ref(), seeds, &seeds_hash, upstream)?)
             }
             None => None,
         };
@@ -162,9 +183,21 @@ impl Runner<'_> {
             let labeled = labeled.unwrap_or_else(|| Hashed { value: seeds.clone(), hash: seeds_hash.clone() });
             let propagation = propagation.as_ref().zip(stages.propagate.as_ref());
             let upstream = Upstream { encoder: encoder.as_ref(), features: features.as_ref() };
-            self.train(stage, dataset, &labeled, upstream, propagation, seeds)?;
+            self.train(stage, &self.images(stage, dataset), &labeled, upstream, propagation, seeds)?;
         }
         Ok(())
+    }
+
+    /// The run's dataset, or for a stage with a `resize` of its own the dataset as read resized to that size.
+    fn images<'d>(&self, stage: &PluginStage, dataset: &'d Dataset) -> Images<'d> {
+        match (stage.resize, &self.as_read) {
+            (Some(size), Some(read)) => {
+                let set = data::prepare::resized(read, size);
+                let hash = hash_dataset(&set);
+                Images { set: Cow::Owned(set), hash }
+            }
+            _ => Images { set: Cow::Borrowed(dataset), hash: self.dataset_hash.clone() },
+        }
     }
 
     /// The registry entry and parameters (the stage mapping without `plugin`/`from`) of a plugin stage.

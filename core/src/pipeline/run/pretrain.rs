@@ -2,16 +2,15 @@
 
 use serde_json::json;
 
-use super::{Hashed, Runner, code, hash_json, plugin_error};
+use super::{Hashed, Images, Runner, code, hash_json, plugin_error};
 use crate::component::{Encoder, StageKind};
-use crate::data::Dataset;
 use crate::experiment::PluginStage;
 use crate::pipeline::stage_record::StageRecord;
 use crate::registry::{Factory, Slot};
 use crate::{Error, Result};
 
 impl Runner<'_> {
-    pub(super) fn pretrain(&mut self, stage: &PluginStage, dataset: &Dataset) -> Result<Hashed<Box<dyn Encoder>>> {
+    pub(super) fn pretrain(&mut self, stage: &PluginStage, images: &Images<'_>) -> Result<Hashed<Box<dyn Encoder>>> {
         if let Some(from) = &stage.from {
             // Another run's pretrain folder: its record names the plugin that can load it.
             let record = StageRecord::read(from)?.filter(|r| r.complete).ok_or_else(|| {
@@ -40,7 +39,7 @@ impl Runner<'_> {
         let resolved = self.resolved(StageKind::Pretrain, entry, &params)?;
         let key = json!({
             "stage": "pretrain", "plugin": entry.name, "version": entry.version, "params": resolved,
-            "code": code(Some(entry)), "dataset": self.dataset_hash, "seed": self.seed,
+            "code": code(Some(entry)), "dataset": images.hash, "seed": self.seed,
         });
         let hash = hash_json(&key);
         let value = self.stage(
@@ -50,7 +49,7 @@ impl Runner<'_> {
             Some(entry.name),
             &resolved,
             |ctx| {
-                let encoder = method.borrow_mut().pretrain(ctx, dataset)?;
+                let encoder = method.borrow_mut().pretrain(ctx, &images.set)?;
                 encoder.save(ctx.dir())?;
                 Ok(encoder)
             },

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use super::{Hashed, Runner, Upstream, code, hash_file, hash_json, plugin_error, to_json};
+use super::{Hashed, Images, Runner, Upstream, code, hash_file, hash_json, plugin_error, to_json};
 use crate::artifact::{LabeledSet, Propagation, original};
 use crate::component::{SelectorInput, StageContext, StageKind};
 use crate::data::Dataset;
@@ -16,12 +16,13 @@ impl Runner<'_> {
     pub(super) fn select(
         &mut self,
         stage: &PluginStage,
-        dataset: &Dataset,
+        images: &Images<'_>,
         propagation: Option<&Hashed<Propagation>>,
         seeds: &LabeledSet,
         seeds_hash: &str,
         upstream: Upstream<'_>,
     ) -> Result<Hashed<LabeledSet>> {
+        let dataset: &Dataset = &images.set;
         let n = dataset.train.len();
         let classes = dataset.num_classes;
         let truth = dataset.train.labels.clone();
@@ -84,7 +85,7 @@ impl Runner<'_> {
         let key = json!({
             "stage": "select", "plugin": entry.name, "version": entry.version, "params": resolved,
             "code": code(Some(entry)),
-            "propagation": propagation.hash, "seeds": seeds_hash, "dataset": self.dataset_hash, "seed": self.seed,
+            "propagation": propagation.hash, "seeds": seeds_hash, "dataset": images.hash, "seed": self.seed,
             "encoder": upstream.encoder.map(|e| &e.hash), "features": upstream.features.map(|f| &f.hash),
         });
         let hash = hash_json(&key);

@@ -2,10 +2,9 @@
 
 use serde_json::json;
 
-use super::{Hashed, Runner, Upstream, code, hash_json, plugin_error};
+use super::{Hashed, Images, Runner, Upstream, code, hash_json, plugin_error};
 use crate::artifact::{LabeledSet, Propagation};
 use crate::component::{LearnerInput, PropagateStage, StageKind};
-use crate::data::Dataset;
 use crate::experiment::PluginStage;
 use crate::registry::{Factory, Slot};
 use crate::{Error, Result};
@@ -14,7 +13,7 @@ impl Runner<'_> {
     pub(super) fn train(
         &mut self,
         stage: &PluginStage,
-        dataset: &Dataset,
+        images: &Images<'_>,
         labeled: &Hashed<LabeledSet>,
         upstream: Upstream<'_>,
         propagation: Option<(&Hashed<Propagation>, &PluginStage)>,
@@ -37,7 +36,7 @@ impl Runner<'_> {
             "code": code(Some(entry)), "propagator_code": propagator_code,
             "labeled": labeled.hash, "encoder": upstream.encoder.map(|e| &e.hash),
             "features": upstream.features.map(|f| &f.hash),
-            "propagation": propagation.map(|(p, _)| &p.hash), "dataset": self.dataset_hash,
+            "propagation": propagation.map(|(p, _)| &p.hash), "dataset": images.hash,
             "seed": self.seed,
         });
         let hash = hash_json(&key);
@@ -62,7 +61,7 @@ impl Runner<'_> {
                     None => PropagateStage::output_only(&output.value),
                 });
                 let input = LearnerInput {
-                    data: dataset,
+                    data: &images.set,
                     labeled: &labeled.value,
                     encoder: upstream.encoder(),
                     propagation: propagate_stage.as_mut(),
