@@ -60,7 +60,15 @@ pub fn prepare(mut d: Dataset, cfg: &DatasetConfig) -> Result<Dataset> {
 /// The dataset with every image, train and test, resized to `size`×`size`: what [`prepare`]'s last step does, for a
 /// stage that asks for another size than the experiment's `dataset.resize`.
 pub fn resized(d: &Dataset, size: usize) -> Dataset {
-    Dataset { train: resize(&d.train, size), test: resize(&d.test, size), ..d.clone() }
+    Dataset {
+        name: d.name.clone(),
+        train: resize(&d.train, size),
+        test: resize(&d.test, size),
+        num_classes: d.num_classes,
+        class_names: d.class_names.clone(),
+        mean: d.mean.clone(),
+        std: d.std.clone(),
+    }
 }
 
 /// Every image resized (bilinear, as the `resize` augmentation and Pillow) to `size`×`size`, rounded back to bytes.
